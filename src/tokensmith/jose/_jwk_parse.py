@@ -90,7 +90,7 @@ def _looks_like_public_key(secret: bytes) -> bool:
     if stripped.startswith(_PUBLIC_KEY_MARKERS):
         return True
     candidates = [secret]
-    if stripped[:2] == b"MI":  # base64 of a DER SEQUENCE, PEM armour removed
+    if stripped[:1] == b"M":  # base64 of a DER SEQUENCE (0x30), PEM armour removed
         try:
             candidates.append(binascii.a2b_base64(stripped))
         except binascii.Error:

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_TOKEN_BYTES",
     "VerifiedJWS",
     "allowed_algorithms",
+    "check_max_size",
     "sign_compact",
     "split_compact",
     "verify_compact",
@@ -49,6 +50,13 @@ def allowed_algorithms(algorithms: Collection[str]) -> frozenset[str]:
         if alg not in ALGORITHMS:
             raise ValueError(f"unsupported algorithm {alg!r} (and 'none' is never allowed)")
     return frozenset(algorithms)
+
+
+def check_max_size(max_size: int) -> int:
+    """Validate a caller's size cap (misuse is a ValueError, not a token error)."""
+    if type(max_size) is not int or max_size <= 0:
+        raise ValueError("max_size must be a positive integer")
+    return max_size
 
 
 def split_compact(token: str | bytes, max_size: int) -> tuple[bytes, bytes, bytes, bytes]:
@@ -126,6 +134,7 @@ def verify_compact(
 ) -> VerifiedJWS:
     """Verify a compact JWS with an arbitrary payload; raise a ``TokenError`` on any failure."""
     allowed = allowed_algorithms(algorithms)
+    check_max_size(max_size)
     if not isinstance(keys, JWK | JWKSet):
         raise TypeError("keys must be a JWK or a JWKSet")
     signing_input, header_segment, payload_segment, signature_segment = split_compact(

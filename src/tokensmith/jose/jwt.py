@@ -18,7 +18,13 @@ from ._header import parse_header
 from ._json import JSONError, dumps_compact, loads_object
 from .jwk import JWK
 from .jwkset import JWKSet
-from .jws import DEFAULT_MAX_TOKEN_BYTES, check_signature, sign_compact, split_compact
+from .jws import (
+    DEFAULT_MAX_TOKEN_BYTES,
+    check_max_size,
+    check_signature,
+    sign_compact,
+    split_compact,
+)
 from .policy import JWTPolicy
 
 __all__ = ["JTI_BYTES", "UnverifiedJWT", "decode_unverified", "encode_jwt", "new_jti", "verify_jwt"]
@@ -141,7 +147,7 @@ def decode_unverified(
     token: str | bytes, *, max_size: int = DEFAULT_MAX_TOKEN_BYTES
 ) -> UnverifiedJWT:
     """Read a JWT's header and claims with NO verification. Never trust the result."""
-    _, header_segment, payload_segment, _ = split_compact(token, max_size)
+    _, header_segment, payload_segment, _ = split_compact(token, check_max_size(max_size))
     try:
         header = loads_object(b64url_decode(header_segment))
         claims = loads_object(b64url_decode(payload_segment))

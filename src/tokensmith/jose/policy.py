@@ -21,7 +21,7 @@ from tokensmith.errors import (
 )
 
 from ._header import Header, normalize_typ
-from .jws import DEFAULT_MAX_TOKEN_BYTES, allowed_algorithms
+from .jws import DEFAULT_MAX_TOKEN_BYTES, allowed_algorithms, check_max_size
 
 __all__ = ["MAX_LEEWAY", "JWTPolicy"]
 
@@ -119,9 +119,7 @@ class JWTPolicy:
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self.leeway = leeway
-        if type(max_token_size) is not int or max_token_size <= 0:
-            raise ValueError("max_token_size must be a positive integer")
-        self.max_token_size = max_token_size
+        self.max_token_size = check_max_size(max_token_size)
         self.allow_key_headers = bool(allow_key_headers)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._now = self.clock.now
