@@ -46,6 +46,8 @@ _DECODER = json.JSONDecoder(
     parse_float=_finite_float,
 )
 _decode = _DECODER.decode
+_scan = _DECODER.scan_once
+_JSON_WHITESPACE = " \t\n\r"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 _encode = _ENCODER.encode
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -75,10 +77,17 @@ def loads_object(data: bytes) -> dict[str, Any]:
     if _too_deep(text):
         raise JSONError("nesting too deep")
     try:
-        obj = _decode(text)
+        # scan_once skips JSONDecoder.decode's Python-level wrapping; text with
+        # leading whitespace (rare, but valid JSON) takes the full decoder.
+        try:
+            obj, end = _scan(text, 0)
+        except StopIteration:
+            obj, end = _decode(text), len(text)
+        if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+            raise JSONError("extra data after the JSON value")
     except JSONError:
         raise
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, StopIteration):
         # json.JSONDecodeError, int digit limits; the message may quote input.
         raise JSONError("not valid JSON") from None
     if type(obj) is not dict:
