@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "JSONError", "dumps_compact", "loads_object"]
@@ -46,7 +47,8 @@ _DECODER = json.JSONDecoder(
     parse_float=_finite_float,
 )
 _decode = _DECODER.decode
-_scan = _DECODER.scan_once
+# Set by JSONDecoder.__init__ (the C scanner) but absent from typeshed's stub.
+_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 _JSON_WHITESPACE = " \t\n\r"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 _encode = _ENCODER.encode
