@@ -48,9 +48,7 @@ def private_keys() -> dict[str, JWK]:
 @pytest.fixture(scope="session")
 def verify_keys(private_keys: dict[str, JWK]) -> dict[str, JWK]:
     """The verification side: the public half, or the secret itself for HMAC."""
-    return {
-        alg: key if alg.startswith("HS") else key.public() for alg, key in private_keys.items()
-    }
+    return {alg: key if alg.startswith("HS") else key.public() for alg, key in private_keys.items()}
 
 
 @pytest.fixture
