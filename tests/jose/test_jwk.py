@@ -762,3 +762,16 @@ def test_crypto_key_exposes_the_cryptography_object(private_keys: dict[str, JWK]
     assert isinstance(private_keys["ES256"].public().crypto_key(), ec.EllipticCurvePublicKey)
     assert isinstance(private_keys["EdDSA"].crypto_key(), ed25519.Ed25519PrivateKey)
     assert isinstance(private_keys["HS256"].crypto_key(), bytes)
+
+
+def test_random_secrets_that_start_like_json_or_base64_der_are_accepted() -> None:
+    # Generated secrets are random bytes: a first byte of '{' or 'M' (one in 256
+    # each) must not make key generation fail.
+    for prefix in (b"{", b"M", b" {", b"\n-"):
+        secret = prefix + bytes(range(40, 80))
+        assert JWK.from_secret(secret).kty == "oct"
+
+
+def test_generating_many_hmac_keys_never_fails() -> None:
+    for _ in range(2000):
+        assert JWK.generate("HS256").kty == "oct"

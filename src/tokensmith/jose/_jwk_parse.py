@@ -43,7 +43,6 @@ _PUBLIC_KEY_MARKERS = (
     b"ecdsa-sha2-",
     b"sk-ssh-",
     b"sk-ecdsa-",
-    b"{",
 )
 _RSA_PRIVATE_MEMBERS = ("p", "q", "dp", "dq", "qi")
 
@@ -88,6 +87,9 @@ def check_supported_key(key: object) -> None:
 def _looks_like_public_key(secret: bytes) -> bool:
     stripped = secret.strip()
     if stripped.startswith(_PUBLIC_KEY_MARKERS):
+        return True
+    # A JWK's JSON text. Matching on '{' alone would refuse one random secret in 256.
+    if stripped[:1] == b"{" and b'"kty"' in stripped:
         return True
     candidates = [secret]
     if stripped[:1] == b"M":  # base64 of a DER SEQUENCE (0x30), PEM armour removed
