@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_TOKEN_BYTES",
     "VerifiedJWS",
     "allowed_algorithms",
+    "check_keys",
     "check_max_size",
     "sign_compact",
     "split_compact",
@@ -85,6 +86,16 @@ def split_compact(token: str | bytes, max_size: int) -> tuple[bytes, bytes, byte
     return raw[: len(header) + len(payload) + 1], header, payload, signature
 
 
+# A tuple, not JWK | JWKSet: isinstance with a union builds nothing per call.
+_KEY_TYPES = (JWK, JWKSet)
+
+
+def check_keys(keys: object) -> None:
+    """Misuse check: verification needs a JWK or a JWKSet."""
+    if type(keys) is not JWKSet and not isinstance(keys, _KEY_TYPES):
+        raise TypeError("keys must be a JWK or a JWKSet")
+
+
 def check_signature(
     signing_input: bytes,
     header: Header,
@@ -135,8 +146,7 @@ def verify_compact(
     """Verify a compact JWS with an arbitrary payload; raise a ``TokenError`` on any failure."""
     allowed = allowed_algorithms(algorithms)
     check_max_size(max_size)
-    if not isinstance(keys, JWK | JWKSet):
-        raise TypeError("keys must be a JWK or a JWKSet")
+    check_keys(keys)
     signing_input, header_segment, payload_segment, signature_segment = split_compact(
         token, max_size
     )

@@ -20,6 +20,7 @@ from .jwk import JWK
 from .jwkset import JWKSet
 from .jws import (
     DEFAULT_MAX_TOKEN_BYTES,
+    check_keys,
     check_max_size,
     check_signature,
     sign_compact,
@@ -108,8 +109,7 @@ def verify_jwt(token: str | bytes, keys: JWK | JWKSet, policy: JWTPolicy) -> dic
     """
     if type(policy) is not JWTPolicy:
         raise TypeError("policy must be a JWTPolicy")
-    if not isinstance(keys, JWK | JWKSet):
-        raise TypeError("keys must be a JWK or a JWKSet")
+    check_keys(keys)
     signing_input, header_segment, payload_segment, signature_segment = split_compact(
         token, policy.max_token_size
     )
