@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokensmith.clock import Clock, RandomSource, SystemClock, system_random
-from tokensmith.errors import MalformedToken
+from tokensmith.errors import InvalidType, MalformedToken
 
 from ._b64 import B64Error, b64url_decode, b64url_encode
 from ._header import parse_header
@@ -114,7 +114,8 @@ def verify_jwt(token: str | bytes, keys: JWK | JWKSet, policy: JWTPolicy) -> dic
         token, policy.max_token_size
     )
     header = parse_header(header_segment)
-    policy.check_type(header)
+    if policy.typ is not None and header.typ != policy.typ:
+        raise InvalidType()
     check_signature(
         signing_input,
         header,

@@ -8,6 +8,7 @@ every token. The time comes from an injectable clock.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -15,12 +16,11 @@ from tokensmith.clock import Clock, SystemClock
 from tokensmith.errors import (
     ExpiredToken,
     InvalidClaim,
-    InvalidType,
     MissingClaim,
     NotYetValid,
 )
 
-from ._header import Header, normalize_typ
+from ._header import normalize_typ
 from .jws import DEFAULT_MAX_TOKEN_BYTES, allowed_algorithms, check_max_size
 
 __all__ = ["MAX_LEEWAY", "JWTPolicy"]
@@ -122,7 +122,8 @@ class JWTPolicy:
         self.max_token_size = check_max_size(max_token_size)
         self.allow_key_headers = bool(allow_key_headers)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._now = self.clock.now
+        # The system clock is read directly: one call fewer on every verification.
+        self._now = time.time if type(self.clock) is SystemClock else self.clock.now
 
     @property
     def issuers(self) -> frozenset[str] | None:
@@ -131,11 +132,6 @@ class JWTPolicy:
     @property
     def audiences(self) -> frozenset[str] | None:
         return self._audiences
-
-    def check_type(self, header: Header) -> None:
-        expected = self.typ
-        if expected is not None and header.typ != expected:
-            raise InvalidType()
 
     def check_claims(self, claims: dict[str, Any]) -> None:
         """Apply every claim rule to a verified payload; raise a ``ClaimError`` subclass."""
@@ -157,7 +153,9 @@ class JWTPolicy:
             if nbf is not None and now + leeway < nbf:
                 raise NotYetValid()
         if "iat" in claims:
-            iat = _numeric_date(claims, "iat")
+            iat = get("iat")
+            if type(iat) is not int:
+                iat = _numeric_date(claims, "iat")
             if iat is not None and iat > now + leeway:
                 raise InvalidClaim("iat", "The token was issued in the future.")
         for name in _STRING_CLAIMS:
