@@ -75,19 +75,31 @@ def _signing_key(keys: JWK | JWKSet, kid: str | None) -> JWK:
     return private[0]
 
 
+_token_file_option = click.option(
+    "--token-file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the token from a file.",
+)
+
+
+def _key_option(help_text: str) -> Any:
+    return click.option(
+        "--key",
+        "key_file",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 @click.group()
 def token() -> None:
     """Sign, verify and inspect tokens."""
 
 
 @token.command()
-@click.option(
-    "--key",
-    "key_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Private PEM, JWK or JWK Set.",
-)
+@_key_option("Private PEM, JWK or JWK Set.")
 @click.option("--alg", required=True, type=click.Choice(sorted(SUPPORTED_ALGORITHMS)))
 @click.option("--kid", default=None, help="kid header (default: the key's kid).")
 @click.option("--exp-in", default="15m", show_default=True, help="Lifetime: 90s, 15m, 2h, 1d.")
@@ -122,13 +134,7 @@ def sign(
 
 
 @token.command()
-@click.option(
-    "--key",
-    "key_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM, JWK or JWK Set.",
-)
+@_key_option("PEM, JWK or JWK Set.")
 @click.option("--alg", "algs", required=True, help="Allowed algorithm(s), comma-separated.")
 @click.option("--iss", default=None, help="Expected issuer (exact match).")
 @click.option("--aud", default=None, help="Expected audience(s), comma-separated.")
@@ -144,12 +150,7 @@ def sign(
 @click.option(
     "--now", "now", default=None, type=int, help="Evaluate time claims as of this Unix time."
 )
-@click.option(
-    "--token-file",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the token from a file.",
-)
+@_token_file_option
 @click.argument("token", required=False)
 def verify(
     key_file: Path,
@@ -190,12 +191,7 @@ def verify(
 
 
 @token.command()
-@click.option(
-    "--token-file",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the token from a file.",
-)
+@_token_file_option
 @click.argument("token", required=False)
 def decode(token_file: Path | None, token: str | None) -> None:
     """Print TOKEN's header and payload WITHOUT verifying anything."""
