@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -75,6 +76,8 @@ def _signing_key(keys: JWK | JWKSet, kid: str | None) -> JWK:
     return private[0]
 
 
+FC = TypeVar("FC", bound=Callable[..., Any])
+
 _token_file_option = click.option(
     "--token-file",
     default=None,
@@ -83,7 +86,7 @@ _token_file_option = click.option(
 )
 
 
-def _key_option(help_text: str) -> Any:
+def _key_option(help_text: str) -> Callable[[FC], FC]:
     return click.option(
         "--key",
         "key_file",
