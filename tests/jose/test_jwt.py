@@ -313,3 +313,10 @@ def test_decode_unverified_max_size_must_be_a_positive_integer(key: JWK, max_siz
     # As for JWTPolicy(max_token_size=...): misuse fails at the call, not as TokenTooLarge.
     with pytest.raises((TypeError, ValueError)):
         decode_unverified(encode_jwt({}, key), max_size=max_size)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "10", True])
+def test_not_before_in_must_be_a_non_negative_integer(value: object) -> None:
+    key = JWK.generate("HS256")
+    with pytest.raises(ValueError, match="not_before_in"):
+        encode_jwt({"sub": "a"}, key, not_before_in=value)  # type: ignore[arg-type]

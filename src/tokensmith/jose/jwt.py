@@ -83,6 +83,8 @@ def encode_jwt(
             _reject_overridden(claims, "exp")
             payload["exp"] = now + expires_in
         if not_before_in is not None:
+            if type(not_before_in) is not int or not_before_in < 0:
+                raise ValueError("not_before_in must be a non-negative number of seconds")
             _reject_overridden(claims, "nbf")
             payload["nbf"] = now + not_before_in
         if jti:
