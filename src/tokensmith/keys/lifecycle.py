@@ -1,0 +1,332 @@
+"""Key rotation as pure planning: records and a time in, a list of actions out.
+
+Each algorithm has its own ring: at most one ``next`` key, one ``current`` key
+and any number of ``retired`` and ``revoked`` ones. ``plan`` says what the
+scheduled job must do at ``now``; ``rotate_now`` and ``revoke`` are the
+operator's on-demand paths. The store applies the actions in one transaction
+(``apply`` is the reference implementation), so concurrent instances that plan
+from the same rows agree, and planning again after applying finds nothing to do.
+
+Actions are ordered so that every prefix leaves each ring with at most one
+current key (a retirement comes before the activation that replaces it): a
+unique index on (alg) where state = 'current' holds after every statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from tokensmith.clock import Clock
+from tokensmith.errors import TokensmithError
+from tokensmith.jose import SUPPORTED_ALGORITHMS
+
+from .records import (
+    Action,
+    Activate,
+    CreateKey,
+    Delete,
+    KeyRecord,
+    KeyState,
+    Retire,
+    Revoke,
+    RotationPolicy,
+    is_published_alg,
+)
+
+__all__ = [
+    "RotationTooEarly",
+    "UnknownKey",
+    "apply",
+    "deletion_time",
+    "now_seconds",
+    "plan",
+    "published",
+    "revoke",
+    "rotate_now",
+    "signing_key",
+    "verifiable",
+]
+
+
+class RotationTooEarly(TokensmithError):
+    """The next key has not been published long enough for verifiers' caches to know it."""
+
+    code = "rotation_too_early"
+    description = "The next key has not been published long enough to sign."
+
+    def __init__(self, remaining: int, message: str | None = None) -> None:
+        self.remaining = remaining
+        super().__init__(message)
+
+
+class UnknownKey(TokensmithError):
+    """No live key has that kid (never existed, deleted, or already revoked)."""
+
+    code = "unknown_key"
+    description = "No live key has that kid."
+
+
+def now_seconds(clock: Clock) -> int:
+    """The clock's time as whole seconds, the unit of every lifecycle time."""
+    return int(clock.now())
+
+
+@dataclass(frozen=True, slots=True)
+class _Ring:
+    current: KeyRecord | None
+    next: KeyRecord | None
+
+
+def _rings(records: Sequence[KeyRecord]) -> dict[str, _Ring]:
+    """Group by algorithm, refusing rows no lifecycle action could have produced."""
+    seen: set[str] = set()
+    current: dict[str, KeyRecord] = {}
+    upcoming: dict[str, KeyRecord] = {}
+    algs: set[str] = set()
+    for record in records:
+        if not isinstance(record, KeyRecord):
+            raise TypeError("records must be KeyRecord values")
+        if record.kid in seen:
+            raise ValueError(f"duplicate kid {record.kid!r}")
+        seen.add(record.kid)
+        algs.add(record.alg)
+        slot = {KeyState.CURRENT: current, KeyState.NEXT: upcoming}.get(record.state)
+        if slot is not None:
+            if record.alg in slot:
+                raise ValueError(f"more than one {record.state} key for {record.alg}")
+            slot[record.alg] = record
+    return {alg: _Ring(current.get(alg), upcoming.get(alg)) for alg in algs}
+
+
+def _check_now(now: object) -> None:
+    if type(now) is not int:
+        raise TypeError("now must be an int (Unix seconds)")
+
+
+def _check_algs(algs: Collection[str]) -> frozenset[str]:
+    if isinstance(algs, str | bytes):
+        raise TypeError("algs must be a collection of algorithm names, not one string")
+    for alg in algs:
+        if type(alg) is not str or alg not in SUPPORTED_ALGORITHMS:
+            raise ValueError(f"unsupported algorithm {alg!r}")
+    return frozenset(algs)
+
+
+def deletion_time(record: KeyRecord, policy: RotationPolicy) -> int | None:
+    """When a retired or revoked key's row may go; None while the key is live."""
+    if record.state is KeyState.RETIRED:
+        assert record.retired_at is not None
+        return record.retired_at + policy.retention
+    if record.state is KeyState.REVOKED:
+        assert record.revoked_at is not None
+        return record.revoked_at + policy.retention
+    return None
+
+
+def _prepublished(record: KeyRecord, now: int, policy: RotationPolicy) -> bool:
+    return now - record.created_at >= policy.prepublish
+
+
+def _first_signer(alg: str, ring: _Ring) -> Action:
+    """A ring without a current key gets one: its next key if any, else a new one."""
+    # A next key, published for however short a time, is better known to verifiers
+    # than one generated now.
+    if ring.next is not None:
+        return Activate(ring.next.kid)
+    return CreateKey(alg, KeyState.CURRENT)
+
+
+def plan(
+    records: Sequence[KeyRecord],
+    algs: Collection[str],
+    now: int,
+    policy: RotationPolicy,
+) -> list[Action]:
+    """What the scheduled job does at ``now`` so each ring in ``algs`` stays healthy.
+
+    Per algorithm in ``algs``: an empty ring gets a current key at once (a fresh
+    install has nothing to roll over); a current key within ``prepublish`` of its
+    rotation time gets a next key; a next key published for ``prepublish`` takes
+    over and the current key retires. Rings of algorithms no longer in ``algs``
+    wind down: the current key retires, a next key (it never signed) goes. Retired
+    and revoked keys are deleted ``policy.retention`` after they left service.
+    """
+    _check_now(now)
+    wanted = _check_algs(algs)
+    rings = _rings(records)
+    actions: list[Action] = []
+    for alg in sorted(wanted | rings.keys()):
+        ring = rings.get(alg, _Ring(None, None))
+        if alg not in wanted:
+            if ring.current is not None:
+                actions.append(Retire(ring.current.kid))
+            if ring.next is not None:
+                actions.append(Delete(ring.next.kid))
+        elif ring.current is None:
+            actions.append(_first_signer(alg, ring))
+        elif ring.next is None:
+            assert ring.current.activated_at is not None
+            if now >= ring.current.activated_at + policy.rotation_period - policy.prepublish:
+                actions.append(CreateKey(alg, KeyState.NEXT))
+        # A scheduled next key is created prepublish before the rotation time, so
+        # "published long enough" also means "rotation is due". An on-demand one
+        # (rotate_now without force) takes over as soon as it is safe.
+        elif _prepublished(ring.next, now, policy):
+            actions += [Retire(ring.current.kid), Activate(ring.next.kid)]
+    for record in sorted(records, key=lambda r: r.kid):
+        gone_at = deletion_time(record, policy)
+        if gone_at is not None and gone_at <= now:
+            actions.append(Delete(record.kid))
+    return actions
+
+
+def rotate_now(
+    records: Sequence[KeyRecord],
+    alg: str,
+    now: int,
+    policy: RotationPolicy,
+    *,
+    force: bool = False,
+) -> list[Action]:
+    """On-demand rotation of the ``alg`` ring.
+
+    Without ``force`` the new signing key is always one verifiers have had
+    ``prepublish`` seconds to fetch: a next key old enough takes over now, a
+    younger one raises ``RotationTooEarly``, and with no next key one is created
+    (``plan`` activates it once it is old enough). ``force`` is the emergency path:
+    the next key takes over at once, or a new key is created that signs at once,
+    and verifiers holding a cached JWKS must refetch to accept its tokens.
+    """
+    _check_now(now)
+    _check_algs((alg,))
+    ring = _rings(records).get(alg, _Ring(None, None))
+    if ring.current is None:
+        # Nothing signs, so nothing is rolled over: same as plan for an empty ring.
+        return [_first_signer(alg, ring)]
+    if ring.next is not None:
+        remaining = ring.next.created_at + policy.prepublish - now
+        if remaining > 0 and not force:
+            raise RotationTooEarly(
+                remaining,
+                f"the next {alg} key may sign in {remaining} s, once it has been published "
+                f"for {policy.prepublish} s; force the rotation to activate it now",
+            )
+        return [Retire(ring.current.kid), Activate(ring.next.kid)]
+    if force:
+        return [Retire(ring.current.kid), CreateKey(alg, KeyState.CURRENT)]
+    return [CreateKey(alg, KeyState.NEXT)]
+
+
+def revoke(records: Sequence[KeyRecord], kid: str) -> list[Action]:
+    """Revoke a compromised key: unpublished at once, so its tokens stop verifying.
+
+    Revoking the current key also hands signing to another key in the same plan:
+    the next key if there is one (already published, so caches may know it),
+    otherwise a new key that signs at once.
+    """
+    if type(kid) is not str:
+        raise TypeError("kid must be a string")
+    rings = _rings(records)
+    record = next((r for r in records if r.kid == kid), None)
+    if record is None:
+        raise UnknownKey(f"no key has kid {kid!r}")
+    if record.state is KeyState.REVOKED:
+        raise UnknownKey(f"the key {kid!r} is already revoked")
+    actions: list[Action] = [Revoke(kid)]
+    if record.state is KeyState.CURRENT:
+        upcoming = rings[record.alg].next
+        actions.append(
+            Activate(upcoming.kid) if upcoming else CreateKey(record.alg, KeyState.CURRENT)
+        )
+    return actions
+
+
+# -- views --------------------------------------------------------------------
+
+
+def verifiable(records: Iterable[KeyRecord], now: int, policy: RotationPolicy) -> list[KeyRecord]:
+    """Keys a token may verify against at ``now``, HMAC included (for the issuer itself).
+
+    A retired key drops out at its deletion time even before the row is deleted,
+    so a late cleanup job never extends a key's life.
+    """
+    _check_now(now)
+    kept: list[KeyRecord] = []
+    for record in records:
+        if record.state is KeyState.REVOKED:
+            continue
+        gone_at = deletion_time(record, policy)
+        if gone_at is None or now < gone_at:
+            kept.append(record)
+    # A stable order keeps the JWKS byte-identical between requests (ETag, caches).
+    return sorted(kept, key=lambda r: (r.alg, r.created_at, r.kid))
+
+
+def published(records: Iterable[KeyRecord], now: int, policy: RotationPolicy) -> list[KeyRecord]:
+    """The keys of the public JWKS at ``now``: next, current and retired, never HMAC."""
+    return [r for r in verifiable(records, now, policy) if is_published_alg(r.alg)]
+
+
+def signing_key(records: Iterable[KeyRecord], alg: str) -> KeyRecord | None:
+    """The current key of the ``alg`` ring, or None if nothing may sign with ``alg``."""
+    for record in records:
+        if record.alg == alg and record.state is KeyState.CURRENT:
+            return record
+    return None
+
+
+# -- reference implementation of the store ------------------------------------
+
+
+def apply(
+    records: Sequence[KeyRecord],
+    actions: Iterable[Action],
+    now: int,
+    new_kid: Callable[[str], str],
+) -> list[KeyRecord]:
+    """The records after applying ``actions`` at ``now``, as the store does in one transaction.
+
+    ``new_kid(alg)`` names each created key (the store uses the new JWK's
+    thumbprint). An action that does not fit the record's state raises
+    ``ValueError``: plans never produce one.
+    """
+    _check_now(now)
+    _rings(records)
+    by_kid = {r.kid: r for r in records}
+
+    def take(kid: str, *expected: KeyState) -> KeyRecord:
+        record = by_kid.get(kid)
+        if record is None:
+            raise ValueError(f"no key has kid {kid!r}")
+        if record.state not in expected:
+            raise ValueError(f"key {kid!r} is {record.state}, not {'/'.join(expected)}")
+        return record
+
+    for action in actions:
+        match action:
+            case CreateKey(alg=alg, state=state):
+                kid = new_kid(alg)
+                if kid in by_kid:
+                    raise ValueError(f"new_kid returned an existing kid {kid!r}")
+                activated = now if state is KeyState.CURRENT else None
+                by_kid[kid] = KeyRecord(kid, alg, state, now, activated_at=activated)
+            case Activate(kid=kid):
+                record = take(kid, KeyState.NEXT)
+                by_kid[kid] = replace(record, state=KeyState.CURRENT, activated_at=now)
+            case Retire(kid=kid):
+                record = take(kid, KeyState.CURRENT)
+                by_kid[kid] = replace(record, state=KeyState.RETIRED, retired_at=now)
+            case Revoke(kid=kid):
+                live = (KeyState.NEXT, KeyState.CURRENT, KeyState.RETIRED)
+                record = take(kid, *live)
+                by_kid[kid] = replace(record, state=KeyState.REVOKED, revoked_at=now)
+            case Delete(kid=kid):
+                # Never a current key: deleting it would leave the ring without a signer.
+                take(kid, KeyState.NEXT, KeyState.RETIRED, KeyState.REVOKED)
+                del by_kid[kid]
+            case _:
+                raise TypeError(f"not a lifecycle action: {type(action).__name__}")
+    result = list(by_kid.values())
+    _rings(result)  # the end state must be a valid set of rings
+    return result
