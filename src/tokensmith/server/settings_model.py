@@ -1,0 +1,365 @@
+"""The typed settings model of the token server: every setting, its type, range and default.
+
+Declared once here; ``settings.py`` loads it from the environment and a TOML file,
+and ``settings_doc.py`` renders the configuration table from it. Field checks
+look at one value; ``cross_field_problems`` at settings that must agree. The
+model only takes keyword arguments: it never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tokensmith.keys import MasterKey, RotationPolicy
+
+from .settings_checks import (
+    DAY,
+    HOUR,
+    Duration,
+    Problem,
+    check_secret_text,
+    format_duration,
+    is_local_host,
+    normalize_issuer,
+)
+
+__all__ = ["ENV_PREFIX", "Algorithm", "LogLevel", "Settings", "cross_field_problems", "env_name"]
+
+ENV_PREFIX = "TOKENSMITH_"
+
+Algorithm = Literal["RS256", "ES256", "EdDSA", "HS256"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class Settings(BaseSettings):
+    """Everything the token server can be told. Durations are whole seconds."""
+
+    # Only keyword arguments feed the model: load_settings does the sourcing, from
+    # a mapping it is given, so nothing below the CLI reads the process environment.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        hide_input_in_errors=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    # -- identity and storage ------------------------------------------------------
+    issuer: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The `iss` of every token and the base of the discovery URLs. "
+        "Absolute http(s) URL, no query or fragment; a trailing slash is removed. "
+        "http only for localhost and loopback addresses (127.0.0.0/8, ::1).",
+    )
+    allow_insecure_issuer: bool = Field(
+        default=False,
+        description="Allow an http issuer on a non-local host (test deployments only).",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Directory of the SQLite database and the master key file.",
+        json_schema_extra={"env": "TOKENSMITH_DATA", "default_text": "`./var`"},
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; it may hold a password, so it is kept secret.",
+        json_schema_extra={"default_text": "`sqlite+aiosqlite:///<data_dir>/tokensmith.db`"},
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64url of 32 random bytes that seals private keys at rest. "
+        "Unset: the key file `<data_dir>/master.key` (mode 0600, made by `tokensmith init`).",
+        json_schema_extra={"default_text": "key file `<data_dir>/master.key`"},
+    )
+
+    # -- signing keys and tokens ---------------------------------------------------
+    signing_algorithms: tuple[Algorithm, ...] = Field(
+        default=("RS256",),
+        description="Algorithms with an active signing key (comma-separated in the "
+        "environment). HS256 needs `hs256_secret`.",
+    )
+    hs256_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret (>= 32 random bytes, used as UTF-8) for HS256; never "
+        "published in the JWKS.",
+    )
+    rotation_period: Annotated[int, Duration(HOUR, 366 * DAY)] = Field(
+        default=30 * DAY, description="How long a key signs before the next one takes over."
+    )
+    key_prepublish: Annotated[int, Duration(60, 30 * DAY)] = Field(
+        default=DAY,
+        description="How long a new key is published in the JWKS before it signs. "
+        "Shorter than `rotation_period`, longer than `jwks_max_age`.",
+    )
+    jwks_max_age: Annotated[int, Duration(0, DAY)] = Field(
+        default=600,
+        description="`Cache-Control: max-age` of the JWKS; must stay below `key_prepublish` "
+        "so verifiers learn a key before it signs.",
+    )
+    access_token_lifetime: Annotated[int, Duration(60, DAY)] = Field(
+        default=15 * 60,
+        description="Default access-token lifetime (a client may set a shorter one).",
+    )
+    refresh_token_idle_lifetime: Annotated[int, Duration(60, 366 * DAY)] = Field(
+        default=14 * DAY, description="A refresh token unused for this long expires."
+    )
+    refresh_token_absolute_lifetime: Annotated[int, Duration(60, 366 * DAY)] = Field(
+        default=90 * DAY,
+        description="A login's refresh tokens all expire this long after the login; "
+        "at least the idle lifetime.",
+    )
+    refresh_reuse_grace: Annotated[int, Duration(0, 60)] = Field(
+        default=10,
+        description="A used refresh token presented again within this time returns the "
+        "same new pair instead of revoking the family.",
+    )
+    leeway: Annotated[int, Duration(0, 300)] = Field(
+        default=60, description="Clock skew tolerated for token times, and added to key retention."
+    )
+
+    # -- login throttling ----------------------------------------------------------
+    login_free_failures: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Failures per username and address before delays start.",
+    )
+    login_lock_threshold: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Failures per username and address that lock that pair out (429).",
+    )
+    login_lock_seconds: Annotated[int, Duration(1, DAY)] = Field(
+        default=900, description="How long a lock lasts (Retry-After)."
+    )
+    login_ip_threshold: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Failures from one address, any username, that lock the address out.",
+    )
+    login_window_seconds: Annotated[int, Duration(60, DAY)] = Field(
+        default=900, description="Failures older than this are forgotten."
+    )
+    login_max_delay: Annotated[int, Duration(0, 300)] = Field(
+        default=60, description="Cap of the growing delay after the free failures."
+    )
+
+    # -- housekeeping and process --------------------------------------------------
+    audit_retention: Annotated[int, Duration(DAY, 3660 * DAY)] = Field(
+        default=90 * DAY, description="Audit events older than this are pruned."
+    )
+    prune_interval: Annotated[int, Duration(60, DAY)] = Field(
+        default=HOUR, description="How often expired rows are pruned."
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address `serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    workers: int = Field(default=1, ge=1, le=256, description="Worker processes of `serve`.")
+    log_level: LogLevel = Field(default="info", description="Server log level.")
+
+    # -- field checks (one value at a time) ----------------------------------------
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return normalize_issuer(value)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme, sep, rest = value.get_secret_value().partition("://")
+            if not sep or not rest or not scheme.replace("+", "").isalnum():
+                # The URL may carry a password: say what is wrong, never what it is.
+                raise ValueError("must be a URL like dialect+driver://... (value not shown)")
+        return value
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            check_secret_text(text)
+            try:
+                MasterKey.from_text(text)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (value not shown)") from None
+        return value
+
+    @field_validator("hs256_secret")
+    @classmethod
+    def _hs256_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            check_secret_text(text)
+            if len(text.encode("utf-8")) < 32:
+                raise ValueError("must be at least 32 bytes of random data (value not shown)")
+        return value
+
+    @field_validator("signing_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("signing_algorithms")
+    @classmethod
+    def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one algorithm")
+        if len(set(value)) != len(value):
+            raise ValueError("names an algorithm twice")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    # -- cross-field checks (after every field is valid) ---------------------------
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = cross_field_problems(self)
+        if not problems:
+            # The key ring refuses what the checks above should already have caught;
+            # asking it here keeps the two in step if either changes.
+            try:
+                self.rotation_policy()
+            except (TypeError, ValueError) as exc:
+                names = ("rotation_period", "key_prepublish", "access_token_lifetime", "leeway")
+                problems.append(Problem(names, str(exc)))
+        if problems:
+            summary = "; ".join(p.message for p in problems)
+            raise PydanticCustomError("settings_conflict", summary, {"problems": problems})
+        return self
+
+    # -- derived values --------------------------------------------------------------
+    def rotation_policy(self) -> RotationPolicy:
+        """The key ring's policy: a retired key outlives the longest access token."""
+        return RotationPolicy(
+            rotation_period=self.rotation_period,
+            prepublish=self.key_prepublish,
+            max_token_lifetime=self.access_token_lifetime,
+            leeway=self.leeway,
+        )
+
+    def resolved_database_url(self) -> str:
+        """``database_url`` if set, else the SQLite file in the data directory."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tokensmith.db').as_posix()}"
+
+    def master_key_file(self) -> Path:
+        """Where the master key lives when ``master_key`` is not set."""
+        return self.data_dir / "master.key"
+
+    def parsed_master_key(self) -> MasterKey | None:
+        """The configured master key, or None when the key file is to be used."""
+        if self.master_key is None:
+            return None
+        return MasterKey.from_text(self.master_key.get_secret_value())
+
+    def hs256_secret_bytes(self) -> bytes | None:
+        if self.hs256_secret is None:
+            return None
+        return self.hs256_secret.get_secret_value().encode("utf-8")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting (``TOKENSMITH_`` + its name, unless declared)."""
+    info = Settings.model_fields[field]
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+        return str(extra["env"])
+    return ENV_PREFIX + field.upper()
+
+
+def cross_field_problems(settings: Settings) -> list[Problem]:
+    """Checks that involve more than one setting; each problem names all of them."""
+    s = settings
+    problems: list[Problem] = []
+    host = urlsplit(s.issuer).hostname or ""
+    if s.issuer.startswith("http://") and not is_local_host(host) and not s.allow_insecure_issuer:
+        problems.append(
+            Problem(
+                ("issuer", "allow_insecure_issuer"),
+                f"http issuer on the non-local host {host!r}: use https, or set "
+                f"{env_name('allow_insecure_issuer')}=true for a test deployment",
+            )
+        )
+    if s.key_prepublish >= s.rotation_period:
+        problems.append(
+            Problem(
+                ("key_prepublish", "rotation_period"),
+                f"key_prepublish ({format_duration(s.key_prepublish)}) must be shorter than "
+                f"rotation_period ({format_duration(s.rotation_period)})",
+            )
+        )
+    if s.jwks_max_age >= s.key_prepublish:
+        problems.append(
+            Problem(
+                ("jwks_max_age", "key_prepublish"),
+                f"jwks_max_age ({format_duration(s.jwks_max_age)}) must be shorter than "
+                f"key_prepublish ({format_duration(s.key_prepublish)}): verifiers would cache "
+                "a JWKS without the next key past the moment it starts signing",
+            )
+        )
+    if s.refresh_token_idle_lifetime > s.refresh_token_absolute_lifetime:
+        problems.append(
+            Problem(
+                ("refresh_token_idle_lifetime", "refresh_token_absolute_lifetime"),
+                "the idle lifetime must not exceed the absolute lifetime",
+            )
+        )
+    if "HS256" in s.signing_algorithms and s.hs256_secret is None:
+        problems.append(Problem(("signing_algorithms", "hs256_secret"), "HS256 needs hs256_secret"))
+    if s.hs256_secret is not None and "HS256" not in s.signing_algorithms:
+        # An unused secret is almost always a forgotten half of a configuration change.
+        problems.append(
+            Problem(
+                ("hs256_secret", "signing_algorithms"),
+                "hs256_secret is set but HS256 is not in signing_algorithms",
+            )
+        )
+    if s.login_free_failures >= s.login_lock_threshold:
+        problems.append(
+            Problem(
+                ("login_free_failures", "login_lock_threshold"),
+                "login_free_failures must be below login_lock_threshold",
+            )
+        )
+    if s.login_ip_threshold < s.login_lock_threshold:
+        # Otherwise the per-address lock always fires first, and an attacker's failures
+        # from one address lock out every user behind it before the per-user count matters.
+        problems.append(
+            Problem(
+                ("login_ip_threshold", "login_lock_threshold"),
+                "login_ip_threshold must be at least login_lock_threshold",
+            )
+        )
+    return problems
