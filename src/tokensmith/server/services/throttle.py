@@ -1,0 +1,315 @@
+"""Login throttling: growing delays, then a lock, per (username, address) and per address.
+
+Two counters see every failed credential check:
+
+- ``user:{username}|ip:{address}``: the first ``free_failures`` cost nothing, then each
+  failure makes the next attempt wait ``base_delay`` doubling up to ``max_delay``; at
+  ``lock_threshold`` failures the pair is locked for ``lock_seconds``. Keying by the pair
+  means an attacker at one address cannot lock the real user out at another (the Keycloak
+  lockout denial of service, GHSA-cq42-vhv7-xr7p).
+- ``ip:{address}``: ``ip_threshold`` failures, whatever the usernames, lock the address for
+  ``ip_lock_seconds``: a password sprayer trying one guess per username is stopped.
+
+A counter is forgotten after ``window`` seconds without a failure (a lock lasts at least
+its full length). When a lock ends before the counter is forgotten, one more failure locks
+again at once. Every check of a credential (password grant, and client secrets with a
+second ``Throttle(kind="client")``) must call ``check`` first and refuse with 429 and
+Retry-After when it says no, without looking at the credential (CVE-2026-9798).
+
+The decision functions are pure (state and time in, state or decision out); ``Throttle``
+runs them over a ``ThrottleStore`` (``MemoryThrottleStore`` here; a database one wraps the
+store's login-failure repository).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import anyio
+
+from tokensmith.clock import Clock, SystemClock
+
+from .throttle_keys import address_key, subject_key
+from .throttle_store import MemoryThrottleStore, ThrottleState, ThrottleStore
+
+__all__ = [
+    "Decision",
+    "MemoryThrottleStore",
+    "Scope",
+    "Throttle",
+    "ThrottleEvent",
+    "ThrottlePolicy",
+    "ThrottleReason",
+    "ThrottleState",
+    "ThrottleStore",
+    "decide",
+    "delay_after",
+    "record_failure",
+    "record_success",
+]
+
+# 2 ** 64 seconds is already past any cap; stops float overflow for absurd counts.
+_MAX_EXPONENT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    """The knobs; every time is in seconds. The defaults follow the token server issue."""
+
+    free_failures: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 60.0
+    lock_threshold: int = 20
+    lock_seconds: float = 900.0
+    ip_threshold: int = 100
+    ip_lock_seconds: float = 900.0
+    window: float = 900.0
+    #: IPv6 clients are counted per network of this prefix length: one host commonly owns
+    #: a whole /64, so counting single addresses would let it rotate through 2**64 of them.
+    ipv6_prefix: int = 64
+
+    def __post_init__(self) -> None:
+        if self.free_failures < 0:
+            raise ValueError("free_failures must be >= 0")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("base_delay and max_delay must be >= 0 (max_delay=0: no delays)")
+        if not self.free_failures < self.lock_threshold:
+            raise ValueError("lock_threshold must exceed free_failures")
+        if self.ip_threshold < 1:
+            raise ValueError("ip_threshold must be >= 1")
+        if min(self.lock_seconds, self.ip_lock_seconds, self.window) <= 0:
+            raise ValueError("lock_seconds, ip_lock_seconds and window must be > 0")
+        if not 0 <= self.ipv6_prefix <= 128:
+            raise ValueError("ipv6_prefix must be within 0..128")
+
+
+class Scope(StrEnum):
+    USER_IP = "user_ip"
+    IP = "ip"
+
+
+class ThrottleReason(StrEnum):
+    DELAY = "delay"  # the (username, address) pair must wait before its next attempt
+    LOCKED = "locked"  # the (username, address) pair is locked
+    IP_LOCKED = "ip_locked"  # the address is locked for every username
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``allowed``, or refused with ``retry_after`` (whole seconds >= 1, for the
+    Retry-After header), the ``reason`` and the instant ``until`` which it holds."""
+
+    allowed: bool
+    retry_after: int = 0
+    reason: ThrottleReason | None = None
+    until: float | None = None
+
+
+ALLOW = Decision(allowed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleEvent:
+    """What ``on_throttled`` receives, once per throttle (a delay or lock period) and key."""
+
+    kind: str  # the Throttle's kind: "user" or "client"
+    username: str  # as the caller passed it
+    address: str  # as the caller passed it
+    reason: ThrottleReason
+    retry_after: int
+    until: float
+    failures: int  # on the counter that throttles (the pair's, or the address's)
+    at: float
+
+
+OnThrottled = Callable[[ThrottleEvent], Awaitable[None]]
+
+
+def delay_after(failures: int, policy: ThrottlePolicy) -> float:
+    """Seconds to wait after the ``failures``-th failure before the next attempt."""
+    excess = failures - policy.free_failures
+    if excess <= 0 or policy.base_delay == 0:
+        return 0.0
+    return min(policy.max_delay, policy.base_delay * 2.0 ** min(excess - 1, _MAX_EXPONENT))
+
+
+def _live(state: ThrottleState | None, now: float, policy: ThrottlePolicy) -> ThrottleState | None:
+    """The state if it still counts at ``now``; None once forgotten."""
+    if state is None:
+        return None
+    if state.locked_until is not None and state.locked_until > now:
+        return state
+    if now - state.last_at >= policy.window:
+        return None
+    return state
+
+
+def _refuse(reason: ThrottleReason, until: float, now: float) -> Decision:
+    # Rounded first so float noise (900.0000000001) does not add a second.
+    retry_after = max(1, math.ceil(round(until - now, 6)))
+    return Decision(allowed=False, retry_after=retry_after, reason=reason, until=until)
+
+
+def decide(
+    state_user_ip: ThrottleState | None,
+    state_ip: ThrottleState | None,
+    now: float,
+    policy: ThrottlePolicy,
+) -> Decision:
+    """May the pair attempt a credential check at ``now``? The longest restriction wins."""
+    refusals: list[Decision] = []
+    ip = _live(state_ip, now, policy)
+    if ip is not None and ip.locked_until is not None and ip.locked_until > now:
+        refusals.append(_refuse(ThrottleReason.IP_LOCKED, ip.locked_until, now))
+    pair = _live(state_user_ip, now, policy)
+    if pair is not None:
+        if pair.locked_until is not None and pair.locked_until > now:
+            refusals.append(_refuse(ThrottleReason.LOCKED, pair.locked_until, now))
+        else:
+            wait_until = pair.last_at + delay_after(pair.count, policy)
+            if wait_until > now:
+                refusals.append(_refuse(ThrottleReason.DELAY, wait_until, now))
+    if not refusals:
+        return ALLOW
+    return max(refusals, key=lambda d: d.retry_after)
+
+
+def record_failure(
+    state: ThrottleState | None, now: float, policy: ThrottlePolicy, scope: Scope
+) -> ThrottleState:
+    """The counter after one more failure at ``now``, locked if it reached its threshold."""
+    live = _live(state, now, policy)
+    if live is None:
+        live = ThrottleState(count=0, first_at=now, last_at=now)
+    count = live.count + 1
+    threshold, lock_for = (
+        (policy.lock_threshold, policy.lock_seconds)
+        if scope is Scope.USER_IP
+        else (policy.ip_threshold, policy.ip_lock_seconds)
+    )
+    locked_until = live.locked_until
+    if count >= threshold and (locked_until is None or locked_until <= now):
+        locked_until = now + lock_for
+    expires_at = max(now + policy.window, locked_until or 0.0)
+    return replace(live, count=count, last_at=now, locked_until=locked_until, expires_at=expires_at)
+
+
+def record_success(
+    state: ThrottleState | None, now: float, policy: ThrottlePolicy, scope: Scope
+) -> ThrottleState | None:
+    """The counter after a successful check: the pair starts over (None: delete it).
+
+    The address counter is kept: one success there proves only that someone at the
+    address knows one password, and resetting it would let a sprayer who owns a single
+    account clear the per-address limit by logging in between guesses.
+    """
+    if scope is Scope.USER_IP:
+        return None
+    return _live(state, now, policy)
+
+
+class Throttle:
+    """The throttle service over a store: ``check`` before, ``failed``/``succeeded`` after.
+
+    ``username`` is the normalized username (the users table's form); it is case-folded
+    and NFKC-normalized again here, which never splits one name's counters, so a caller
+    passing a raw name still cannot multiply its attempts with case variants. Unknown
+    usernames are counted exactly like known ones: the throttle never asks whether the
+    user exists, so its answers reveal nothing about it.
+    """
+
+    def __init__(
+        self,
+        store: ThrottleStore,
+        policy: ThrottlePolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        on_throttled: OnThrottled | None = None,
+        kind: str = "user",
+        reported_capacity: int = 4096,
+    ) -> None:
+        self.store = store
+        self.policy = policy or ThrottlePolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.kind = kind
+        self._on_throttled = on_throttled
+        # One read-modify-write at a time in this process; concurrent failures would
+        # otherwise be lost updates. Several processes need the store to serialize instead.
+        self._lock = anyio.Lock()
+        # Restrictions already reported, so a client hammering a lock adds one audit row
+        # per lock, not one per request (bounded, like the store).
+        self._reported: dict[tuple[str, float], None] = {}
+        self._reported_capacity = reported_capacity
+
+    def keys(self, username: str, address: str) -> tuple[str, str]:
+        """The store keys of the pair counter and the address counter."""
+        ip = address_key(address, self.policy.ipv6_prefix)
+        return f"{self.kind}:{subject_key(username)}|ip:{ip}", f"ip:{ip}"
+
+    async def check(self, username: str, address: str) -> Decision:
+        """May this attempt go ahead? Call before looking at the credential."""
+        now = self.clock.now()
+        pair_key, ip_key = self.keys(username, address)
+        pair, ip = await self.store.get(pair_key), await self.store.get(ip_key)
+        decision = decide(pair, ip, now, self.policy)
+        await self._report(decision, username, address, pair, ip, now)
+        return decision
+
+    async def failed(self, username: str, address: str) -> Decision:
+        """Count a failed check; returns what the next attempt will meet."""
+        pair_key, ip_key = self.keys(username, address)
+        async with self._lock:
+            now = self.clock.now()
+            pair = record_failure(await self.store.get(pair_key), now, self.policy, Scope.USER_IP)
+            ip = record_failure(await self.store.get(ip_key), now, self.policy, Scope.IP)
+            await self.store.put(pair_key, pair)
+            await self.store.put(ip_key, ip)
+        decision = decide(pair, ip, now, self.policy)
+        await self._report(decision, username, address, pair, ip, now)
+        return decision
+
+    async def succeeded(self, username: str, address: str) -> None:
+        """Forget the pair's failures (the address counter stays: see record_success)."""
+        pair_key, _ = self.keys(username, address)
+        await self.store.delete(pair_key)
+
+    async def prune(self) -> int:
+        """Drop forgotten counters; the server's maintenance job calls it periodically."""
+        return await self.store.prune(self.clock.now())
+
+    async def _report(
+        self,
+        decision: Decision,
+        username: str,
+        address: str,
+        pair: ThrottleState | None,
+        ip: ThrottleState | None,
+        now: float,
+    ) -> None:
+        if decision.until is None or decision.reason is None or self._on_throttled is None:
+            return
+        by_ip = decision.reason is ThrottleReason.IP_LOCKED
+        pair_key, ip_key = self.keys(username, address)
+        key = (ip_key if by_ip else pair_key, decision.until)
+        if key in self._reported:
+            return
+        counter = ip if by_ip else pair
+        await self._on_throttled(
+            ThrottleEvent(
+                kind=self.kind,
+                username=username,
+                address=address,
+                reason=decision.reason,
+                retry_after=decision.retry_after,
+                until=decision.until,
+                failures=counter.count if counter is not None else 0,
+                at=now,
+            )
+        )
+        # Marked only once delivered: a failing audit write is retried on the next request.
+        self._reported[key] = None
+        while len(self._reported) > self._reported_capacity:
+            del self._reported[next(iter(self._reported))]

@@ -1,0 +1,82 @@
+"""Where the throttle keeps its counters: the state value, the store protocol, a memory store.
+
+A database store (the lead's adapter over the login-failures repository) needs one row per
+key with the five ``ThrottleState`` fields, an index on ``expires_at`` for ``prune``, and
+``put`` as an upsert. The protocol is deliberately four calls; ``Throttle`` serializes its
+read-modify-write per process, and a store shared by several processes should run
+``get``+``put`` of one key in one write transaction or accept a rarely lost count.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["MemoryThrottleStore", "ThrottleState", "ThrottleStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleState:
+    """One counter. Times are seconds since the epoch (``Clock.now()``).
+
+    ``expires_at`` is when the counter stops mattering under the policy that wrote it (the
+    later of the end of the quiet window and the end of the lock), so a store can prune
+    without knowing the policy.
+    """
+
+    count: int
+    first_at: float
+    last_at: float
+    locked_until: float | None = None
+    expires_at: float = 0.0
+
+
+class ThrottleStore(Protocol):
+    async def get(self, key: str) -> ThrottleState | None: ...
+
+    async def put(self, key: str, state: ThrottleState) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def prune(self, now: float) -> int:
+        """Delete every state with ``expires_at <= now``; return how many went."""
+        ...
+
+
+class MemoryThrottleStore:
+    """Counters in a dict, for one process, holding at most ``max_keys`` of them.
+
+    When full, the least recently updated counter is evicted: an attacker spraying
+    addresses (each a new key) cannot grow memory without bound. The price is that such a
+    flood can evict an older counter, lock included; filling 100 000 keys takes 100 000
+    failed logins, each paying a full argon2 verification, and the per-address limit stops
+    a single address long before that.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self.max_keys = max_keys
+        self._states: OrderedDict[str, ThrottleState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    async def get(self, key: str) -> ThrottleState | None:
+        return self._states.get(key)
+
+    async def put(self, key: str, state: ThrottleState) -> None:
+        self._states[key] = state
+        self._states.move_to_end(key)
+        while len(self._states) > self.max_keys:
+            self._states.popitem(last=False)
+
+    async def delete(self, key: str) -> None:
+        self._states.pop(key, None)
+
+    async def prune(self, now: float) -> int:
+        expired = [key for key, state in self._states.items() if state.expires_at <= now]
+        for key in expired:
+            del self._states[key]
+        return len(expired)
