@@ -1,0 +1,82 @@
+"""Argument checks shared by the repositories.
+
+SQLite stores whatever it is given (a 300-character kid in a VARCHAR(255), a
+float in a BIGINT); PostgreSQL refuses it. Checking here makes both behave
+alike, and keeps programmer mistakes (a float timestamp, a bare string where a
+list belongs) out of the rows. These are TypeError/ValueError: the server
+validates client input before it reaches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+from sqlalchemy.engine import CursorResult, Result
+
+from .models import MAX_NAME
+
+__all__ = [
+    "check_count",
+    "check_flag",
+    "check_name",
+    "check_names",
+    "check_time",
+    "inserted_id",
+    "rowcount",
+]
+
+
+def check_time(name: str, value: object, *, optional: bool = False) -> None:
+    """Whole, non-negative Unix seconds (bool is not a time, though it is an int)."""
+    if value is None and optional:
+        return
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int (Unix seconds)")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+
+
+def check_count(name: str, value: object, *, minimum: int = 0) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value
+
+
+def check_name(name: str, value: object, *, max_length: int = MAX_NAME) -> str:
+    """A non-empty string that fits its column."""
+    if type(value) is not str:
+        raise TypeError(f"{name} must be a str")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{name} must be at most {max_length} characters")
+    return value
+
+
+def check_names(name: str, values: Iterable[str], *, max_length: int = 255) -> list[str]:
+    """A list of distinct non-empty strings, sorted so equal sets store equal JSON."""
+    if isinstance(values, str | bytes):
+        raise TypeError(f"{name} must be a collection of strings, not one string")
+    checked = {check_name(f"an item of {name}", v, max_length=max_length) for v in values}
+    return sorted(checked)
+
+
+def check_flag(name: str, value: object) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"{name} must be a bool")
+    return value
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE or DELETE (Core statements return a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def inserted_id(result: Result[Any]) -> int:
+    """The generated primary key of a single-row Core INSERT."""
+    key = cast(CursorResult[Any], result).inserted_primary_key
+    assert key is not None and key[0] is not None
+    return int(key[0])

@@ -1,0 +1,161 @@
+"""The audit log of security events: who did what, when, from where; never a secret."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ._checks import check_count, check_name, check_time, inserted_id, rowcount
+from .models import AuditLogRow, table_of
+
+__all__ = ["AuditEntry", "AuditEvent", "AuditRepository"]
+
+_audit = table_of(AuditLogRow)
+
+# Detail keys that would hold a secret. A guard against the obvious slip
+# (logging the request form), not a proof: callers still choose what they log.
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "password_hash",
+        "secret_hash",
+        "token_hash",
+        "private_key",
+        "sealed_private",
+        "master_key",
+    }
+)
+MAX_DETAIL = 4096  # bytes of JSON
+
+
+class AuditEvent(StrEnum):
+    LOGIN_OK = "login_ok"
+    LOGIN_FAILED = "login_failed"
+    THROTTLED = "throttled"
+    TOKEN_ISSUED = "token_issued"
+    REFRESH_REUSE_DETECTED = "refresh_reuse_detected"
+    TOKEN_REVOKED = "token_revoked"
+    KEY_CREATED = "key_created"
+    KEY_ACTIVATED = "key_activated"
+    KEY_RETIRED = "key_retired"
+    KEY_DELETED = "key_deleted"
+    KEY_REVOKED = "key_revoked"
+    USER_CREATED = "user_created"
+    USER_CHANGED = "user_changed"
+    CLIENT_CREATED = "client_created"
+    CLIENT_CHANGED = "client_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: int
+    event: AuditEvent
+    actor: str | None
+    subject: str | None
+    client_address: str | None
+    detail: Mapping[str, Any]
+
+
+def _check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    if detail is None:
+        return {}
+    if not isinstance(detail, Mapping):
+        raise TypeError("detail must be a mapping")
+    _refuse_secrets(detail)
+    try:
+        text = json.dumps(detail, allow_nan=False)
+    except (TypeError, ValueError):
+        raise TypeError("detail must hold JSON values only") from None
+    if len(text.encode("utf-8")) > MAX_DETAIL:
+        raise ValueError(f"detail must be at most {MAX_DETAIL} bytes of JSON")
+    return dict(detail)
+
+
+def _refuse_secrets(value: object) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("detail keys must be strings")
+            if key.casefold() in _SECRET_KEYS:
+                raise ValueError(f"detail must not hold a secret (key {key!r})")
+            _refuse_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_secrets(item)
+
+
+def _optional_name(name: str, value: str | None) -> str | None:
+    return None if value is None else check_name(name, value)
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(
+        self,
+        event: AuditEvent | str,
+        *,
+        at: int,
+        actor: str | None = None,
+        subject: str | None = None,
+        client_address: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append an event; returns its id. ``event`` must be an ``AuditEvent`` value."""
+        check_time("at", at)
+        values = {
+            "at": at,
+            "event": AuditEvent(event).value,
+            "actor": _optional_name("actor", actor),
+            "subject": _optional_name("subject", subject),
+            "client_address": _optional_name("client_address", client_address),
+            "detail": _check_detail(detail),
+        }
+        result = await self.session.execute(insert(_audit).values(**values))
+        return inserted_id(result)
+
+    async def page(
+        self, *, before_id: int | None = None, limit: int = 100, since: int | None = None
+    ) -> list[AuditEntry]:
+        """Newest first: entries with an id below ``before_id`` and a time at or after ``since``.
+
+        The next page is ``before_id=`` the last entry's id.
+        """
+        check_count("limit", limit, minimum=1)
+        check_time("since", since, optional=True)
+        query = select(_audit).order_by(_audit.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(_audit.c.id < before_id)
+        if since is not None:
+            query = query.where(_audit.c.at >= since)
+        return [
+            AuditEntry(
+                id=row.id,
+                at=row.at,
+                event=AuditEvent(row.event),
+                actor=row.actor,
+                subject=row.subject,
+                client_address=row.client_address,
+                detail=row.detail,
+            )
+            for row in await self.session.execute(query)
+        ]
+
+    async def prune(self, before: int) -> int:
+        """Delete entries older than ``before`` (now minus the retention); returns how many."""
+        check_time("before", before)
+        return rowcount(await self.session.execute(delete(_audit).where(_audit.c.at < before)))

@@ -1,0 +1,190 @@
+"""Engine, sessions and transactions.
+
+SQLite settings, applied on every new connection (a "connect" event), because
+PRAGMAs other than journal_mode are per connection:
+
+- ``journal_mode=WAL``: readers never block the writer nor the writer readers;
+- ``foreign_keys=ON``: off by default in SQLite;
+- ``busy_timeout``: a writer waits for the lock instead of failing at once.
+
+The sqlite3 driver's own transaction handling is switched off (it issues no
+BEGIN before a SELECT, so reads are not repeatable, and none before DDL or
+SAVEPOINT); SQLAlchemy emits BEGIN itself, as its SQLite documentation
+recommends. ``Database.transaction()`` begins with ``BEGIN IMMEDIATE``: it
+takes the write lock up front, so a transaction that reads and then writes
+waits its turn instead of failing with SQLITE_BUSY when another writer
+committed after its read. Hold no transaction across slow work (password
+hashing, key generation): on SQLite it holds the one write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .errors import DatabaseUnavailable
+
+__all__ = [
+    "DB_FILENAME",
+    "Database",
+    "create_engine",
+    "is_sqlite",
+    "session_factory",
+    "sqlite_url",
+    "write_options",
+]
+
+DB_FILENAME = "tokensmith.db"
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+# Execution option read by the "begin" hook: how a SQLite transaction begins.
+_BEGIN_OPTION = "tokensmith_sqlite_begin"
+_BEGIN_MODES = {"DEFERRED", "IMMEDIATE"}
+
+# Failures of the connection, not of the statement: the server answers 503 and
+# recovers on its own once the database is back. (OSError only around ping: in a
+# transaction it may come from the caller's own code.)
+_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The default database: ``tokensmith.db`` in the data directory, via aiosqlite."""
+    path = Path(data_dir).resolve() / DB_FILENAME
+    return str(URL.create("sqlite+aiosqlite", database=str(path)))
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    echo: bool = False,
+) -> AsyncEngine:
+    """An async engine; on SQLite with WAL, foreign keys and a busy timeout on every connection.
+
+    SQL parameters are hidden from logs and error messages: they hold password
+    hashes, token hashes and sealed keys.
+    """
+    if busy_timeout < 0:
+        raise ValueError("busy_timeout must not be negative")
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    # A server connection can drop while pooled (the server recovers without a
+    # restart when the database returns); a SQLite file cannot, so no ping there.
+    engine = _create_async_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite)
+    if sqlite:
+        _configure_sqlite(engine, busy_timeout)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+    timeout_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # None: the driver issues no BEGIN of its own; the "begin" hook below does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # In-memory databases answer "memory"; WAL applies to files only.
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        if mode not in _BEGIN_MODES:
+            raise ValueError(f"unknown SQLite begin mode {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Repositories return plain values, so nothing needs refreshing after commit.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def write_options(engine: AsyncEngine) -> dict[str, str]:
+    """Execution options for a connection that will write (``BEGIN IMMEDIATE`` on SQLite)."""
+    return {_BEGIN_OPTION: "IMMEDIATE"} if engine.dialect.name == "sqlite" else {}
+
+
+class Database:
+    """The engine and its session factory; the unit of work is ``transaction()``.
+
+    ``async with db.transaction() as session:`` commits when the block ends and
+    rolls back if it raises, so nothing is half-written. Connection failures
+    surface as ``DatabaseUnavailable``.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+
+    @classmethod
+    def open(cls, url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Database:
+        return cls(create_engine(url, busy_timeout=busy_timeout))
+
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A read-write transaction: commit on success, rollback on error."""
+        async with self._translated(), self.sessions() as session, session.begin():
+            await session.connection(execution_options=write_options(self.engine))
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only snapshot (never takes the SQLite write lock); rolled back at the end."""
+        async with self._translated(), self.sessions() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
+    async def ping(self) -> bool:
+        """True if the database answers a query (for /readyz)."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (*_UNAVAILABLE, OSError):
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.dispose()
+
+    @asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            # The driver's message may name paths or SQL; the cause keeps it for debugging.
+            raise DatabaseUnavailable() from exc
+
+    def __repr__(self) -> str:
+        # render_as_string hides a password in the URL.
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,59 @@
+"""Housekeeping: delete rows nothing needs any more, in one transaction the server runs on a timer.
+
+Keys are not pruned here: deleting a key is a lifecycle action
+(``tokensmith.keys.plan`` emits ``Delete``, ``KeyRepository.apply`` runs it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ._checks import check_count, check_time
+from .audit import AuditRepository
+from .login_failures import LoginFailureRepository
+from .refresh_tokens import RefreshTokenRepository
+from .revocations import RevocationRepository
+
+__all__ = ["PruneCounts", "prune"]
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCounts:
+    refresh_tokens: int
+    revocations: int
+    audit_entries: int
+    login_failures: int
+
+
+async def prune(
+    session: AsyncSession,
+    now: int,
+    *,
+    audit_retention: int,
+    token_lifetime: int | None = None,
+    failure_idle: int | None = None,
+) -> PruneCounts:
+    """Delete expired refresh tokens and revocations, and audit entries past retention.
+
+    ``token_lifetime`` (the longest access-token lifetime plus leeway) also
+    removes not-before times no unexpired token can predate; ``failure_idle``
+    removes failure counters idle that long and not locked. None keeps them.
+    """
+    check_time("now", now)
+    check_count("audit_retention", audit_retention)
+    not_before_until = None
+    if token_lifetime is not None:
+        not_before_until = max(0, now - check_count("token_lifetime", token_lifetime))
+    failures = 0
+    if failure_idle is not None:
+        failures = await LoginFailureRepository(session).prune(now, idle=failure_idle)
+    return PruneCounts(
+        refresh_tokens=await RefreshTokenRepository(session).prune(now),
+        revocations=await RevocationRepository(session).prune(
+            now, not_before_until=not_before_until
+        ),
+        audit_entries=await AuditRepository(session).prune(max(0, now - audit_retention)),
+        login_failures=failures,
+    )

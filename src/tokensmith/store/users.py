@@ -1,0 +1,197 @@
+"""Users: unique normalized usernames, argon2 password hashes, roles, profile claims."""
+
+from __future__ import annotations
+
+import builtins
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ._checks import (
+    check_count,
+    check_flag,
+    check_name,
+    check_names,
+    check_time,
+    inserted_id,
+    rowcount,
+)
+from .errors import InvalidUsername, UnknownUser, UsernameTaken
+from .models import MAX_USERNAME, UserRow, table_of
+
+__all__ = ["PROFILE_FIELDS", "User", "UserRepository", "normalize_username"]
+
+PROFILE_FIELDS = frozenset({"name", "email"})
+MAX_ROLE = 64
+MAX_PROFILE_VALUE = 320  # the longest valid email address
+
+_users = table_of(UserRow)
+
+
+def normalize_username(username: str) -> str:
+    """The stored form of a username: NFKC, case-folded, NFKC again.
+
+    "Alice", "ALICE" and "Alice" in fullwidth letters (U+FF21...) are one name. Case folding can
+    produce text that is not NFKC (the casefold of some characters decomposes),
+    hence the second pass. Refused with ``InvalidUsername``: empty, longer than
+    150 characters once normalized, leading or trailing whitespace, control and
+    format characters (invisible ones such as U+200B or U+202E let two names
+    that look identical differ), line and paragraph separators.
+    """
+    if not isinstance(username, str):
+        raise TypeError("username must be a str")
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    if not folded:
+        raise InvalidUsername("a username must not be empty")
+    if len(folded) > MAX_USERNAME:
+        raise InvalidUsername(f"a username must be at most {MAX_USERNAME} characters")
+    for char in folded:
+        # Cc control, Cf format, Cs surrogate, Co private use, Cn unassigned; Zl, Zp.
+        category = unicodedata.category(char)
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            raise InvalidUsername("a username must not contain control or invisible characters")
+    if folded != folded.strip():
+        raise InvalidUsername("a username must not start or end with whitespace")
+    return folded
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    # Never shown in a repr: it ends up in logs and tracebacks.
+    password_hash: str = field(repr=False)
+    roles: tuple[str, ...]
+    disabled: bool
+    profile: Mapping[str, str]
+    created_at: int
+    updated_at: int
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        password_hash=row.password_hash,
+        roles=tuple(row.roles),
+        disabled=row.disabled,
+        profile=dict(row.profile),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _check_password_hash(value: object) -> str:
+    # A guard against storing a password instead of its hash: only argon2 PHC strings.
+    check_name("password_hash", value)
+    assert isinstance(value, str)
+    if not value.startswith("$argon2"):
+        raise ValueError("password_hash must be an argon2 hash string")
+    return value
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    return check_names("roles", roles, max_length=MAX_ROLE)
+
+
+def _check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
+    if profile is None:
+        return {}
+    if not isinstance(profile, Mapping):
+        raise TypeError("profile must be a mapping")
+    unknown = set(profile) - PROFILE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown profile fields: {sorted(map(str, unknown))}")
+    return {
+        key: check_name(f"profile {key}", value, max_length=MAX_PROFILE_VALUE)
+        for key, value in sorted(profile.items())
+    }
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        username: str,
+        password_hash: str,
+        *,
+        now: int,
+        roles: Iterable[str] = (),
+        profile: Mapping[str, str] | None = None,
+        disabled: bool = False,
+    ) -> User:
+        """Create a user; ``UsernameTaken`` if the normalized name exists."""
+        check_time("now", now)
+        values = {
+            "username": normalize_username(username),
+            "password_hash": _check_password_hash(password_hash),
+            "roles": _check_roles(roles),
+            "disabled": check_flag("disabled", disabled),
+            "profile": _check_profile(profile),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            # A savepoint, so the caller's transaction survives the refusal (PostgreSQL
+            # aborts the whole transaction on a failed statement otherwise).
+            async with self.session.begin_nested():
+                result = await self.session.execute(insert(_users).values(**values))
+        except IntegrityError:
+            raise UsernameTaken() from None
+        return await self._require(inserted_id(result))
+
+    async def get(self, user_id: int) -> User | None:
+        row = (await self.session.execute(select(_users).where(_users.c.id == user_id))).first()
+        return None if row is None else _user(row)
+
+    async def get_by_username(self, username: str) -> User | None:
+        """The user with that name once normalized; None also for a name no user can have."""
+        try:
+            normalized = normalize_username(username)
+        except InvalidUsername:
+            return None
+        query = select(_users).where(_users.c.username == normalized)
+        row = (await self.session.execute(query)).first()
+        return None if row is None else _user(row)
+
+    async def list(
+        self, *, limit: int = 100, after_username: str | None = None
+    ) -> builtins.list[User]:
+        """Users ordered by username, a page at a time."""
+        check_count("limit", limit, minimum=1)
+        query = select(_users).order_by(_users.c.username).limit(limit)
+        if after_username is not None:
+            query = query.where(_users.c.username > after_username)
+        return [_user(row) for row in await self.session.execute(query)]
+
+    async def set_roles(self, user_id: int, roles: Iterable[str], *, now: int) -> User:
+        return await self._update(user_id, now, roles=_check_roles(roles))
+
+    async def set_disabled(self, user_id: int, disabled: bool, *, now: int) -> User:
+        return await self._update(user_id, now, disabled=check_flag("disabled", disabled))
+
+    async def set_password_hash(self, user_id: int, password_hash: str, *, now: int) -> User:
+        return await self._update(user_id, now, password_hash=_check_password_hash(password_hash))
+
+    async def set_profile(self, user_id: int, profile: Mapping[str, str], *, now: int) -> User:
+        return await self._update(user_id, now, profile=_check_profile(profile))
+
+    async def _update(self, user_id: int, now: int, **values: Any) -> User:
+        check_time("now", now)
+        statement = update(_users).where(_users.c.id == user_id).values(updated_at=now, **values)
+        if rowcount(await self.session.execute(statement)) == 0:
+            raise UnknownUser()
+        return await self._require(user_id)
+
+    async def _require(self, user_id: int) -> User:
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser()
+        return user
