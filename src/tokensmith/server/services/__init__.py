@@ -1,5 +1,48 @@
-"""The token server's logic, free of HTTP types: password hashing and login throttling."""
+"""The token server's logic, free of HTTP types.
 
+Passwords and login throttling, the master key and the signing key ring,
+OAuth clients, and token issuing, rotation, revocation and introspection.
+Routes (next step) stay thin: parse, call one service, render.
+"""
+
+from .clients import (
+    GRANT_TYPES,
+    ClientConfigError,
+    ClientService,
+    NewClient,
+    check_grant_type,
+    hash_client_secret,
+    parse_scope,
+    resolve_scope,
+)
+from .keyring import (
+    HS256_KID,
+    AlgorithmNotConfigured,
+    KeyRing,
+    KeyRingSettings,
+    NoSigningKey,
+    SigningKeys,
+    run_maintenance,
+)
+from .master_key import (
+    InvalidKeyFile,
+    MasterKeyFileError,
+    MasterKeySettings,
+    UnsafeKeyFile,
+    load_or_create_master_key,
+)
+from .oauth_errors import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidToken,
+    OAuthError,
+    SlowDown,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from .passwords import (
     DEFAULT_PARAMETERS,
     PasswordHasher,
@@ -23,28 +66,71 @@ from .throttle import (
 )
 from .throttle_keys import address_key, subject_key
 from .throttle_store import MemoryThrottleStore, ThrottleState, ThrottleStore
+from .tokens import TokenService, throttle_auditor
+from .tokens_access import (
+    TokenResponse,
+    TokenSettings,
+    derive_refresh_secret,
+    verify_access_token,
+)
 
 __all__ = [
     "DEFAULT_PARAMETERS",
+    "GRANT_TYPES",
+    "HS256_KID",
+    "AlgorithmNotConfigured",
+    "ClientConfigError",
+    "ClientService",
     "Decision",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidKeyFile",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidToken",
+    "KeyRing",
+    "KeyRingSettings",
+    "MasterKeyFileError",
+    "MasterKeySettings",
     "MemoryThrottleStore",
+    "NewClient",
+    "NoSigningKey",
+    "OAuthError",
     "PasswordHasher",
     "PasswordPolicy",
     "Scope",
+    "SigningKeys",
+    "SlowDown",
+    "TemporarilyUnavailable",
     "Throttle",
     "ThrottleEvent",
     "ThrottlePolicy",
     "ThrottleReason",
     "ThrottleState",
     "ThrottleStore",
+    "TokenResponse",
+    "TokenService",
+    "TokenSettings",
+    "UnauthorizedClient",
+    "UnsafeKeyFile",
+    "UnsupportedGrantType",
     "VerifyResult",
     "WeakPassword",
     "address_key",
+    "check_grant_type",
     "check_new_password",
     "decide",
     "delay_after",
+    "derive_refresh_secret",
+    "hash_client_secret",
+    "load_or_create_master_key",
     "normalize_password",
+    "parse_scope",
     "record_failure",
     "record_success",
+    "resolve_scope",
+    "run_maintenance",
     "subject_key",
+    "throttle_auditor",
+    "verify_access_token",
 ]

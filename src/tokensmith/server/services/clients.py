@@ -1,0 +1,253 @@
+"""OAuth clients: registration with a secret shown once, authentication, grant and scope rules.
+
+Client secrets are 256 random bits (``secrets.token_urlsafe(32)``), so they are stored as a
+plain SHA-256 (``sha256$<hex>``): nothing about a random 256-bit value can be guessed from
+its hash, and checking it costs microseconds. A password hash (argon2) would add tens of
+milliseconds to every token request for no gain. The comparison is constant time.
+
+Every secret check goes through a ``Throttle(kind="client")`` and asks it first: a locked
+(client, address) pair is refused with 429 before the secret is looked at, as every other
+credential check is (CVE-2026-9798).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tokensmith.clock import Clock, SystemClock
+from tokensmith.errors import TokensmithError
+from tokensmith.store import AuditEvent, Client, Database, Repositories, check_client_id
+
+from .oauth_errors import InvalidClient, InvalidScope, SlowDown, UnauthorizedClient
+from .throttle import Throttle
+
+__all__ = [
+    "GRANT_TYPES",
+    "ClientConfigError",
+    "ClientService",
+    "NewClient",
+    "check_grant_type",
+    "hash_client_secret",
+    "parse_scope",
+    "resolve_scope",
+]
+
+GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
+_SCHEME = "sha256$"
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+MAX_SCOPE_LENGTH = 1024
+
+
+class ClientConfigError(TokensmithError):
+    """A client registration the server refuses (RFC 7591's ``invalid_client_metadata``)."""
+
+    code = "invalid_client_metadata"
+    description = "The client registration is not valid."
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    """A registered client and its secret, which is shown this once and never stored."""
+
+    client: Client
+    secret: str | None
+
+    def __repr__(self) -> str:
+        shown = "None" if self.secret is None else "<hidden>"
+        return f"NewClient(client={self.client!r}, secret={shown})"
+
+
+def hash_client_secret(secret: str) -> str:
+    """What is stored for a client secret: ``sha256$`` and the hex digest of its UTF-8."""
+    return _SCHEME + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+# Compared against when the client is unknown, so that path does the same work.
+_DUMMY_HASH = hash_client_secret(secrets.token_urlsafe(32))
+
+
+def _secret_matches(stored: str, secret: str) -> bool:
+    try:
+        candidate = hash_client_secret(secret)
+    except UnicodeEncodeError:  # a lone surrogate cannot be a secret we issued
+        candidate = _DUMMY_HASH + "!"
+    return hmac.compare_digest(candidate.encode("ascii"), stored.encode("ascii", "replace"))
+
+
+def check_grant_type(client: Client, grant_type: str) -> None:
+    """``UnauthorizedClient`` unless the client may use ``grant_type``."""
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient()
+
+
+def parse_scope(scope: str | None) -> tuple[str, ...] | None:
+    """The scope tokens of a request, in order, without repeats; None when none were asked."""
+    if scope is None or scope == "":
+        return None
+    if len(scope) > MAX_SCOPE_LENGTH:
+        raise InvalidScope("The scope parameter is too long.")
+    tokens = scope.split(" ")
+    if not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
+        raise InvalidScope("The scope parameter is malformed.")
+    return tuple(dict.fromkeys(tokens))
+
+
+def resolve_scope(allowed: Iterable[str], requested: str | None) -> tuple[str, ...]:
+    """The granted scope: the requested tokens if all are allowed, else ``InvalidScope``.
+
+    Nothing requested grants everything allowed (RFC 6749 section 3.3 lets the server pick
+    a default, and the client's registration is the natural one).
+    """
+    allowed_tuple = tuple(allowed)
+    tokens = parse_scope(requested)
+    if tokens is None:
+        return allowed_tuple
+    if not set(tokens) <= set(allowed_tuple):
+        raise InvalidScope()
+    return tokens
+
+
+class ClientService:
+    """Register and authenticate clients. ``throttle`` is a ``Throttle(kind="client")``."""
+
+    def __init__(
+        self,
+        db: Database,
+        throttle: Throttle,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.throttle = throttle
+        self.clock: Clock = clock or SystemClock()
+
+    def _now(self) -> int:
+        return int(self.clock.now())
+
+    async def create(
+        self,
+        client_id: str,
+        *,
+        confidential: bool = True,
+        grant_types: Iterable[str],
+        scopes: Iterable[str] = (),
+        audiences: Iterable[str] = (),
+        access_token_lifetime: int | None = None,
+        actor: str | None = None,
+    ) -> NewClient:
+        """Register a client; a confidential one gets a secret, returned here only."""
+        grants = sorted(set(grant_types))
+        scope_list = list(scopes)
+        _check_registration(client_id, confidential, grants, scope_list)
+        secret = secrets.token_urlsafe(32) if confidential else None
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            client = await repos.clients.add(
+                client_id,
+                secret_hash=None if secret is None else hash_client_secret(secret),
+                grant_types=grants,
+                scopes=scope_list,
+                audiences=audiences,
+                access_token_lifetime=access_token_lifetime,
+                now=now,
+            )
+            await repos.audit.record(
+                AuditEvent.CLIENT_CREATED,
+                at=now,
+                actor=actor,
+                subject=client.client_id,
+                detail={"confidential": confidential, "grant_types": grants},
+            )
+        return NewClient(client, secret)
+
+    async def reset_secret(self, client_id: str, *, actor: str | None = None) -> NewClient:
+        """A new secret for a confidential client (the old one stops working at once)."""
+        secret = secrets.token_urlsafe(32)
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            current = await repos.clients.get(client_id)
+            if current is None or current.is_public:
+                raise ClientConfigError("Only a registered confidential client has a secret.")
+            client = await repos.clients.update(
+                client_id, now=now, secret_hash=hash_client_secret(secret)
+            )
+            await repos.audit.record(
+                AuditEvent.CLIENT_CHANGED,
+                at=now,
+                actor=actor,
+                subject=client_id,
+                detail={"change": "secret_reset"},
+            )
+        return NewClient(client, secret)
+
+    async def authenticate(self, client_id: str, secret: str | None, address: str) -> Client:
+        """The client if the credentials are right; ``InvalidClient`` (one answer) otherwise.
+
+        Confidential clients must send their secret; public clients (no stored secret)
+        must send none. The throttle is asked before anything is compared; a refusal is
+        ``SlowDown`` (429) with the seconds to wait.
+        """
+        decision = await self.throttle.check(client_id, address)
+        if not decision.allowed:
+            raise SlowDown(decision.retry_after)
+        async with self.db.read() as session:
+            client = await Repositories(session).clients.get(client_id)
+        if client is not None and client.is_public:
+            ok = secret is None
+        else:
+            stored = _DUMMY_HASH if client is None else client.secret_hash
+            assert stored is not None
+            # The comparison runs for an unknown client too, against a dummy hash.
+            matches = _secret_matches(stored, secret if secret is not None else "")
+            ok = client is not None and secret is not None and matches
+        if not ok:
+            await self.throttle.failed(client_id, address)
+            await self._audit_failure(client_id, address)
+            raise InvalidClient()
+        assert client is not None
+        if client.disabled:
+            # The right credentials of a switched-off client: not a guess, so not counted.
+            raise InvalidClient()
+        await self.throttle.succeeded(client_id, address)
+        return client
+
+    async def _audit_failure(self, client_id: str, address: str) -> None:
+        async with self.db.transaction() as session:
+            await Repositories(session).audit.record(
+                AuditEvent.LOGIN_FAILED,
+                at=self._now(),
+                # client ids are public identifiers, unlike the usernames of failed logins
+                subject=client_id[:255] or None,
+                client_address=address[:255] or None,
+                detail={"kind": "client"},
+            )
+
+
+def _check_registration(
+    client_id: str, confidential: bool, grants: list[str], scopes: Iterable[str]
+) -> None:
+    try:
+        check_client_id(client_id)
+    except (TypeError, ValueError):
+        raise ClientConfigError("client_id must be 1 to 255 printable ASCII characters.") from None
+    if client_id.isdigit():
+        # User tokens carry sub = the user's numeric id and client_credentials tokens
+        # sub = client_id; an all-digit client_id could impersonate a user's subject.
+        raise ClientConfigError("client_id must not be all digits.")
+    unknown = set(grants) - GRANT_TYPES
+    if unknown or not grants:
+        raise ClientConfigError(f"grant_types must be among {sorted(GRANT_TYPES)}.")
+    if "client_credentials" in grants and not confidential:
+        # RFC 6749 section 4.4: only confidential clients may use it.
+        raise ClientConfigError("A public client cannot use client_credentials.")
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+            raise ClientConfigError("Each scope must be an RFC 6749 scope token.")
