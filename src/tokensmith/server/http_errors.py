@@ -1,0 +1,118 @@
+"""The one place that turns exceptions into HTTP answers, all JSON.
+
+- ``OAuthError``: its status, ``{"error", "error_description", "code"}`` and its headers.
+- ``DatabaseUnavailable`` and ``NoSigningKey``: 503 ``temporarily_unavailable`` with
+  ``Retry-After`` (the server recovers on its own; the client may retry).
+- ``HTTPException`` (404, 405 from routing): the same JSON shape.
+- Anything else: 500 ``{"error": "server_error"}``, never a traceback or the exception's
+  text in the body; logged with its type and traceback (messages in this project never
+  hold secrets, and tracebacks carry no local values).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokensmith.errors import TokensmithError
+from tokensmith.server.services import NoSigningKey, OAuthError, TemporarilyUnavailable
+from tokensmith.store import DatabaseUnavailable
+
+__all__ = [
+    "NO_STORE",
+    "RETRY_AFTER_UNAVAILABLE",
+    "CatchAllMiddleware",
+    "exception_handlers",
+    "oauth_response",
+]
+
+logger = logging.getLogger("tokensmith.server")
+
+#: RFC 6749 section 5.1: token responses must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+RETRY_AFTER_UNAVAILABLE = 5
+
+_HTTP_ERRORS = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+_SERVER_ERROR = b'{"error":"server_error","error_description":"Internal server error."}'
+
+
+def oauth_response(exc: OAuthError) -> JSONResponse:
+    body = {**exc.body(), "code": exc.code}
+    return JSONResponse(body, exc.status, headers={**NO_STORE, **exc.headers()})
+
+
+async def _oauth(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    return oauth_response(exc)
+
+
+async def _tokensmith(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DatabaseUnavailable | NoSigningKey):
+        logger.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return oauth_response(TemporarilyUnavailable(retry_after=RETRY_AFTER_UNAVAILABLE))
+    return _server_error(request, exc)
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = _HTTP_ERRORS.get(exc.status_code, "error")
+    headers: Mapping[str, str] = exc.headers or {}
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=dict(headers))
+    return JSONResponse({"error": error}, exc.status_code, headers=dict(headers))
+
+
+def _server_error(request: Request | None, exc: BaseException) -> Response:
+    where = "" if request is None else f" on {request.method} {request.url.path}"
+    logger.error("unhandled %s%s", type(exc).__name__, where, exc_info=exc)
+    return Response(_SERVER_ERROR, 500, media_type="application/json", headers=NO_STORE)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """For ``Starlette(exception_handlers=...)``; the catch-all is ``CatchAllMiddleware``."""
+    return {OAuthError: _oauth, TokensmithError: _tokensmith, HTTPException: _http}
+
+
+class CatchAllMiddleware:
+    """The 500 answer for anything the handlers above did not take.
+
+    Starlette's own ``ServerErrorMiddleware`` answers too but then re-raises (and in
+    debug mode would print the traceback into the body); this one answers and stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # too late for an answer of our own: the server closes the connection
+            response = _server_error(Request(scope), exc)
+            await response(scope, receive, send)

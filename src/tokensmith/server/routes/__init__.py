@@ -1,0 +1,37 @@
+"""The HTTP routes: thin handlers that parse, call one service, and render.
+
+Every handler reads the services from ``request.app.state.ctx`` (a ``ServerContext``
+set by the app's lifespan). Errors are raised, never rendered here: ``http_errors``
+renders them all.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from tokensmith.server.settings import Settings
+
+from .discovery import Discovery
+from .health import healthz, readyz
+from .oauth import introspect, revocations, revoke, token
+
+__all__ = ["routes"]
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """Every route of the app; the documents that depend only on settings render now."""
+    discovery = Discovery(settings)
+    return [
+        Route("/.well-known/openid-configuration", discovery.metadata, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", discovery.metadata, methods=["GET"]),
+        Route("/.well-known/jwks.json", discovery.jwks, methods=["GET"]),
+        Route("/openapi.json", discovery.openapi, methods=["GET"]),
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/oauth/revoke", revoke, methods=["POST"]),
+        Route("/oauth/introspect", introspect, methods=["POST"]),
+        Route("/oauth/revocations", revocations, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        # The admin API (users, clients, keys, audit; bearer token with role ADMIN)
+        # mounts here next: Mount("/admin", routes=admin_routes(settings)).
+    ]
