@@ -9,6 +9,7 @@ import click
 from tokensmith import __version__
 from tokensmith.errors import TokensmithError
 
+from ._lazy import LazyGroup
 from .demo import demo
 from .keygen import keygen
 from .token import token
@@ -16,7 +17,14 @@ from .token import token
 __all__ = ["cli", "main", "run"]
 
 
-@click.group()
+# The server's operator commands are imported when used: keygen and token stay fast.
+SERVER_COMMANDS = {
+    name: f"tokensmith.cli.{name}:{name}"
+    for name in ("init", "serve", "users", "clients", "keys", "audit")
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=SERVER_COMMANDS)
 @click.version_option(__version__, prog_name="tokensmith")
 def cli() -> None:
     """tokensmith: issue and verify JSON Web Tokens."""

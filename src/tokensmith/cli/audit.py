@@ -1,0 +1,95 @@
+"""``tokensmith audit``: the security event log, newest first."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from tokensmith.server.settings import parse_duration
+from tokensmith.store import AuditEntry, Repositories
+
+from ._context import config_option, json_option, load, open_services, run_async
+from ._table import echo_json, echo_table, format_time
+
+__all__ = ["audit", "parse_since"]
+
+MAX_LIMIT = 10_000
+
+
+def parse_since(text: str, now: int) -> int:
+    """``--since``: a duration back from now (``90s``, ``15m``, ``2h``, ``7d``), an ISO 8601
+    time (``2026-11-23T02:00:00Z``; no zone means UTC) or a Unix time (``@1763863200``).
+    """
+    value = text.strip()
+    if value.startswith("@") and value[1:].isdigit():
+        return int(value[1:])
+    if value[-1:].lower() in ("s", "m", "h", "d") or value.isdigit():
+        try:
+            return max(0, now - parse_duration(value))
+        except ValueError:
+            pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "use a duration (90s, 15m, 2h, 7d), an ISO 8601 time or @UNIX_SECONDS",
+            param_hint="--since",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, int(moment.timestamp()))
+
+
+def entry_json(entry: AuditEntry) -> dict[str, object]:
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "event": entry.event.value,
+        "actor": entry.actor,
+        "subject": entry.subject,
+        "client_address": entry.client_address,
+        "detail": dict(entry.detail),
+    }
+
+
+@click.command()
+@click.option("--since", default=None, help="Only events since: 2h, 7d, an ISO time, @UNIX.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=100,
+    show_default=True,
+    help="At most this many events.",
+)
+@json_option
+@config_option
+def audit(since: str | None, limit: int, as_json: bool, config_path: Path | None) -> None:
+    """Show the audit log of security events, newest first."""
+    settings = load(config_path)
+
+    async def go() -> list[AuditEntry]:
+        async with open_services(settings) as ctx:
+            start = None if since is None else parse_since(since, int(ctx.clock.now()))
+            async with ctx.db.read() as session:
+                return await Repositories(session).audit.page(limit=limit, since=start)
+
+    entries = run_async(go)
+    if as_json:
+        echo_json([entry_json(e) for e in entries])
+        return
+    rows = [
+        (
+            format_time(e.at),
+            e.event.value,
+            e.actor,
+            e.subject,
+            e.client_address,
+            json.dumps(dict(e.detail), sort_keys=True, separators=(",", ":")) if e.detail else None,
+        )
+        for e in entries
+    ]
+    headers = ("TIME", "EVENT", "ACTOR", "SUBJECT", "ADDRESS", "DETAIL")
+    echo_table(headers, rows, empty="no events")

@@ -1,0 +1,198 @@
+"""``tokensmith keys``: the signing key ring: list, rotate, retire, revoke, prune.
+
+Every change goes through the server's ``KeyRing`` (plan from the rows under the write
+lock, apply, audit in one transaction), exactly as the scheduled rotation does. A
+running server sees the change at its next maintenance pass, when it reloads the ring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from tokensmith.errors import TokensmithError
+from tokensmith.keys import (
+    Action,
+    Activate,
+    CreateKey,
+    Delete,
+    KeyRecord,
+    KeyState,
+    Retire,
+    Revoke,
+    RotationPolicy,
+    deletion_time,
+)
+
+from ._context import CLI_ACTOR, config_option, json_option, load, open_services, run_async
+from ._table import echo_json, echo_table, format_time
+
+__all__ = ["NotCurrentKey", "keys"]
+
+
+class NotCurrentKey(TokensmithError):
+    """``keys retire`` names a key that does not sign now (only the current key retires)."""
+
+    code = "not_current_key"
+    description = "Only the current key of a ring can be retired."
+
+
+def describe(action: Action) -> str:
+    if isinstance(action, CreateKey):
+        return f"created a new {action.alg} key ({action.state.value})"
+    verbs = {Activate: "activated", Retire: "retired", Revoke: "revoked", Delete: "deleted"}
+    assert isinstance(action, Activate | Retire | Revoke | Delete)
+    return f"{verbs[type(action)]} {action.kid}"
+
+
+def _echo_actions(actions: Sequence[Action], nothing: str) -> None:
+    if not actions:
+        click.echo(nothing)
+    for action in actions:
+        click.echo(describe(action))
+
+
+def record_json(record: KeyRecord, policy: RotationPolicy) -> dict[str, object]:
+    return {
+        "kid": record.kid,
+        "alg": record.alg,
+        "state": record.state.value,
+        "created_at": record.created_at,
+        "activated_at": record.activated_at,
+        "retired_at": record.retired_at,
+        "revoked_at": record.revoked_at,
+        "deleted_after": deletion_time(record, policy),
+    }
+
+
+@click.group()
+def keys() -> None:
+    """Manage the signing key ring (private keys never leave the database)."""
+
+
+@keys.command("list")
+@json_option
+@config_option
+def list_keys(as_json: bool, config_path: Path | None) -> None:
+    """List the signing keys and their states (public metadata only)."""
+    settings = load(config_path)
+    policy = settings.rotation_policy()
+
+    async def go() -> tuple[KeyRecord, ...]:
+        async with open_services(settings) as ctx:
+            await ctx.keyring.reload(ctx.db)
+            return ctx.keyring.records
+
+    records = run_async(go)
+    if as_json:
+        echo_json([record_json(r, policy) for r in records])
+        return
+    rows = [
+        (
+            r.kid,
+            r.alg,
+            r.state.value,
+            format_time(r.created_at),
+            format_time(r.activated_at),
+            format_time(r.retired_at or r.revoked_at),
+            format_time(deletion_time(r, policy)),
+        )
+        for r in records
+    ]
+    headers = ("KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED/REVOKED", "DELETED AFTER")
+    echo_table(headers, rows, empty="no keys (run `tokensmith init`)")
+
+
+@keys.command("rotate")
+@click.option("--alg", default=None, help="The ring to rotate (default: the first configured).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Switch signing now even if the next key was published too recently for "
+    "verifiers' caches to know it (the compromise path).",
+)
+@config_option
+def rotate(alg: str | None, force: bool, config_path: Path | None) -> None:
+    """Rotate a ring: the next key takes over, or a next key is published first.
+
+    Without --force, a next key that has been published long enough starts signing;
+    a younger one is refused (rotation_too_early, with the seconds left); with no next
+    key, one is created and published and takes over after the pre-publication period.
+    """
+    settings = load(config_path)
+
+    async def go() -> list[Action]:
+        async with open_services(settings) as ctx:
+            ring = ctx.keyring
+            return await ring.rotate(ctx.db, alg or ring.default_alg, force=force, actor=CLI_ACTOR)
+
+    _echo_actions(run_async(go), "nothing to do")
+
+
+@keys.command("retire")
+@click.argument("kid")
+@config_option
+def retire(kid: str, config_path: Path | None) -> None:
+    """Retire KID, the current key of its ring, now.
+
+    The ring's next key signs at once (or a new key does): this is `keys rotate
+    --alg ALG --force` for KID's ring. KID stays published, verifying only, until
+    every token it signed has expired. To stop its tokens verifying, use `keys revoke`.
+    """
+    settings = load(config_path)
+
+    async def go() -> list[Action]:
+        async with open_services(settings) as ctx:
+            ring = ctx.keyring
+            await ring.reload(ctx.db)
+            record = next((r for r in ring.records if r.kid == kid), None)
+            if record is None or record.state is not KeyState.CURRENT:
+                state = "no such key" if record is None else f"it is {record.state.value}"
+                raise NotCurrentKey(f"{kid!r} is not a current key ({state})")
+            return await ring.rotate(ctx.db, record.alg, force=True, actor=CLI_ACTOR)
+
+    _echo_actions(run_async(go), "nothing to do")
+
+
+@keys.command("revoke")
+@click.argument("kid")
+@click.confirmation_option(
+    "--yes",
+    prompt="Revoke the key? Tokens it signed stop verifying at once.",
+    help="Do not ask for confirmation.",
+)
+@config_option
+def revoke(kid: str, config_path: Path | None) -> None:
+    """Revoke KID (compromised): unpublished at once, its tokens stop verifying.
+
+    Revoking the current key hands signing to the next key, or to a new one.
+    """
+    settings = load(config_path)
+
+    async def go() -> list[Action]:
+        async with open_services(settings) as ctx:
+            return await ctx.keyring.revoke(ctx.db, kid, actor=CLI_ACTOR)
+
+    _echo_actions(run_async(go), "nothing to do")
+
+
+@keys.command("prune")
+@config_option
+def prune_now(config_path: Path | None) -> None:
+    """Run the housekeeping now: due key changes (rotation, deletion) and expired rows."""
+    settings = load(config_path)
+
+    async def go() -> list[Action]:
+        from tokensmith.server.app import prune_once
+
+        async with open_services(settings) as ctx:
+            # Opening the services already ran one maintenance pass (build_services
+            # does, as at server start); this one reports what is still due.
+            actions = await ctx.keyring.maintain(ctx.db, actor=CLI_ACTOR)
+            await prune_once(ctx)
+            return actions
+
+    _echo_actions(run_async(go), "key ring: nothing due")
+    click.echo("expired refresh tokens, revocations and old audit entries pruned")

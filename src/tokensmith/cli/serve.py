@@ -1,0 +1,90 @@
+"""``tokensmith serve``: the token server on uvicorn.
+
+Before uvicorn starts, the services are opened once (migration, master key, key ring):
+a bad key file or an unreachable database is reported as ``error: code: message`` with
+exit 1, not as a traceback from inside the ASGI lifespan.
+
+With ``--workers`` > 1 uvicorn needs an import string, so each worker builds its app
+with ``worker_app`` (factory mode) from the same environment. ``--config`` reaches the
+workers as ``TOKENSMITH_CONFIG``; ``--host``, ``--port`` and ``--workers`` concern only
+uvicorn, so they need not reach the app.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from tokensmith.server.settings import CONFIG_ENV_VAR
+
+from ._context import config_option, load, open_services, run_async
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["WORKER_APP", "serve", "worker_app"]
+
+#: What uvicorn imports in each worker process when there are several.
+WORKER_APP = "tokensmith.cli.serve:worker_app"
+
+
+def worker_app() -> Starlette:
+    """The app of one uvicorn worker: settings from the environment, as in the parent."""
+    from tokensmith.server.app import create_app
+
+    return create_app(load(None))
+
+
+@click.command()
+@config_option
+@click.option("--host", default=None, help="Address to bind (default: TOKENSMITH_HOST).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: TOKENSMITH_PORT)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (default: TOKENSMITH_WORKERS).",
+)
+def serve(
+    config_path: Path | None, host: str | None, port: int | None, workers: int | None
+) -> None:
+    """Run the token server until SIGINT or SIGTERM (then finish requests and stop)."""
+    import uvicorn
+
+    from tokensmith.server.app import create_app
+
+    settings = load(config_path)
+    host = host if host is not None else settings.host
+    port = port if port is not None else settings.port
+    workers = workers if workers is not None else settings.workers
+
+    async def preflight() -> None:
+        async with open_services(settings):
+            pass
+
+    run_async(preflight)
+    click.echo(f"tokensmith: serving {settings.issuer} on {host}:{port}", err=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again so
+    # the default action runs; a no-op handler makes that a clean exit 0 instead of a
+    # KeyboardInterrupt traceback or death by signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _sig, _frame: None)
+    if workers > 1:
+        if config_path is not None:
+            os.environ[CONFIG_ENV_VAR] = str(config_path.resolve())
+        uvicorn.run(
+            WORKER_APP,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
