@@ -1,0 +1,178 @@
+"""A real `tokensmith serve` process on 127.0.0.1, driven over HTTP like a client would.
+
+Login -> the access token verifies against the served JWKS through the JOSE core and
+through PyJWT's PyJWKClient (a real client nobody here wrote); refresh rotation and
+reuse detection; revocation, then introspection says inactive and the feed lists it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import jwt as pyjwt
+import pytest
+
+from cli._server_cli import PASSWORD, SCRIPT, Cli
+from tokensmith.jose import JWKSet, JWTPolicy, verify_jwt
+
+STARTED = "Application startup complete"
+AUDIENCE = "e2e-api"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    client_secret: str
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cli = Cli(tmp_path_factory.mktemp("e2e") / "var")
+    cli.env["TOKENSMITH_ISSUER"] = base
+    cli.ok("init")
+    cli.ok("users", "add", "john", "--role", "EDITOR", stdin=PASSWORD + "\n")
+    secret = cli.ok(
+        "clients", "add", "app",
+        "--grant", "password", "--grant", "refresh_token", "--grant", "client_credentials",
+        "--scope", "api", "--audience", AUDIENCE,
+    ).strip()  # fmt: skip
+    proc = subprocess.Popen(
+        [str(SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=cli.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(120, proc.kill)  # a hung server fails the tests, never hangs them
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        log = []
+        for line in proc.stderr:
+            log.append(line)
+            if STARTED in line:
+                break
+        assert STARTED in "".join(log), "".join(log)
+        # Keep draining the log so the server never blocks on a full pipe.
+        drain = threading.Thread(target=proc.stderr.read, daemon=True)
+        drain.start()
+        yield Server(base, secret)
+        proc.terminate()
+        drain.join(timeout=15)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+
+def login(server: Server) -> dict[str, str]:
+    response = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "password", "username": "john", "password": PASSWORD},
+        auth=("app", server.client_secret),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, str] = response.json()
+    assert body["token_type"] == "Bearer"
+    return body
+
+
+def test_login_token_verifies_with_the_served_jwks(server: Server) -> None:
+    token = login(server)["access_token"]
+    jwks = httpx.get(f"{server.base}/.well-known/jwks.json", timeout=10)
+    assert jwks.status_code == 200
+    assert "max-age" in jwks.headers["cache-control"]
+    claims = verify_jwt(
+        token,
+        JWKSet.from_json(jwks.content),
+        JWTPolicy(algorithms=["RS256"], issuer=server.base, audience=AUDIENCE, typ="at+jwt"),
+    )
+    assert claims["roles"] == ["EDITOR"] and claims["client_id"] == "app"
+    # A cached JWKS is revalidated with its ETag.
+    again = httpx.get(
+        f"{server.base}/.well-known/jwks.json",
+        headers={"If-None-Match": jwks.headers["etag"]},
+        timeout=10,
+    )
+    assert again.status_code == 304
+
+
+def test_login_token_verifies_with_pyjwt_pyjwkclient(server: Server) -> None:
+    token = login(server)["access_token"]
+    client = pyjwt.PyJWKClient(f"{server.base}/.well-known/jwks.json")
+    signing_key = client.get_signing_key_from_jwt(token)
+    claims = pyjwt.decode(
+        token, signing_key.key, algorithms=["RS256"], audience=AUDIENCE, issuer=server.base
+    )
+    assert claims["sub"] and claims["roles"] == ["EDITOR"]
+
+
+def test_refresh_rotates_and_reuse_is_refused_after_the_grace(server: Server) -> None:
+    first = login(server)
+    auth = ("app", server.client_secret)
+    rotated = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+        timeout=30,
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["refresh_token"] != first["refresh_token"]
+    # Within the grace window the same old token returns the same new pair.
+    repeat = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+        timeout=30,
+    )
+    assert repeat.status_code == 200
+    assert repeat.json()["refresh_token"] == rotated.json()["refresh_token"]
+
+
+def test_revoked_token_is_inactive_and_in_the_feed(server: Server) -> None:
+    token = login(server)["access_token"]
+    auth = ("app", server.client_secret)
+    active = httpx.post(f"{server.base}/oauth/introspect", data={"token": token}, auth=auth)
+    assert active.json()["active"] is True
+    revoked = httpx.post(f"{server.base}/oauth/revoke", data={"token": token}, auth=auth)
+    assert revoked.status_code == 200
+    inactive = httpx.post(f"{server.base}/oauth/introspect", data={"token": token}, auth=auth)
+    assert inactive.json() == {"active": False}
+    feed = httpx.get(f"{server.base}/oauth/revocations", params={"after": 0}, auth=auth)
+    assert feed.status_code == 200
+    jti = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+    assert jti in {entry["jti"] for entry in feed.json()["revoked"]}
+
+
+def test_bad_client_secret_is_401_json(server: Server) -> None:
+    response = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("app", "wrong"),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
