@@ -53,7 +53,8 @@ def test_round_trip(master: MasterKey, plaintext: bytes) -> None:
     blob = seal(master, plaintext, context=KID)
     assert unseal(master, blob, context=KID) == plaintext
     assert len(blob) == 1 + 12 + len(plaintext) + 16
-    if plaintext:
+    # Short plaintexts can occur by chance in random bytes; long ones cannot.
+    if len(plaintext) >= 16:
         assert plaintext not in blob
 
 

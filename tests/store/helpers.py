@@ -33,3 +33,26 @@ async def add_client(db: Database, client_id: str = "web") -> Client:
             audiences=["api"],
             now=NOW,
         )
+
+
+async def connection_threads_finished(timeout: float = 5.0) -> None:
+    """Wait (bounded) until aiosqlite's worker threads have exited.
+
+    A connection that failed to open finishes in its own thread and reports back to
+    the event loop; the test's loop must still be running when it does, or the
+    report lands on a closed loop as an unhandled thread exception in a later test.
+    """
+    import threading
+
+    import anyio
+
+    deadline = anyio.current_time() + timeout
+    while anyio.current_time() < deadline:
+        workers = [
+            thread
+            for thread in threading.enumerate()
+            if thread.name.endswith("(_connection_worker_thread)") and thread.is_alive()
+        ]
+        if not workers:
+            return
+        await anyio.sleep(0.01)

@@ -21,7 +21,7 @@ from tokensmith.store import (
     upgrade,
 )
 
-from .helpers import PASSWORD_HASH, add_user
+from .helpers import PASSWORD_HASH, add_user, connection_threads_finished
 
 pytestmark = pytest.mark.anyio
 
@@ -141,6 +141,7 @@ async def test_ping(db: Database, tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "dir"
     async with Database.open(sqlite_url(missing)) as unreachable:
         assert not await unreachable.ping()
+    await connection_threads_finished()
 
 
 async def test_an_unreachable_database_raises_database_unavailable(tmp_path: Path) -> None:
@@ -150,6 +151,7 @@ async def test_an_unreachable_database_raises_database_unavailable(tmp_path: Pat
                 pass
     assert caught.value.code == "database_unavailable"
     assert str(tmp_path) not in str(caught.value)
+    await connection_threads_finished()
 
 
 async def test_sql_errors_do_not_show_parameters(db: Database) -> None:
