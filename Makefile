@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-# Until the token server exists: generate a key, sign a token, verify it,
+# Until the whole system runs from one command (token server + application server):
+# generate a key, sign a token, verify it,
 # and show a tampered copy refused.
 run: $(STAMP)
 	$(BIN)/tokensmith demo
