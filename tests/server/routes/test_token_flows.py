@@ -156,3 +156,31 @@ async def test_revoking_the_refresh_token_ends_the_session(tmp_path: Path) -> No
         form = {"grant_type": "refresh_token", "refresh_token": refresh}
         response = await server.http.post("/oauth/token", data=form, headers=auth)
         assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+async def test_public_clients_may_not_introspect_or_read_the_revocation_feed(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as server:
+        await server.add_user()
+        confidential = await server.add_client("web")
+        token = (await server.login(confidential)).json()["access_token"]
+        await server.add_client("spa", confidential=False)
+        # A public client authenticates with its client_id alone: that proves nothing.
+        looked = await server.http.post(
+            "/oauth/introspect", data={"client_id": "spa", "token": token}
+        )
+        assert looked.status_code == 400
+        assert looked.json()["error"] == "unauthorized_client"
+        assert "active" not in looked.json()
+        feed = await server.http.get("/oauth/revocations", headers=basic("spa", ""))
+        assert feed.status_code == 400
+        assert feed.json()["error"] == "unauthorized_client"
+        # The confidential client still may.
+        assert confidential.secret is not None
+        allowed = await server.http.post(
+            "/oauth/introspect",
+            data={"token": token},
+            headers=basic("web", confidential.secret),
+        )
+        assert allowed.json()["active"] is True

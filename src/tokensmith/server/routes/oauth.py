@@ -26,6 +26,7 @@ from tokensmith.server.services import (
     InvalidClient,
     InvalidRequest,
     TokenResponse,
+    UnauthorizedClient,
     UnsupportedGrantType,
 )
 from tokensmith.store import Client
@@ -100,10 +101,19 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
+def _confidential(client: Client) -> Client:
+    # A public client proves nothing by authenticating (it has no secret), so it may
+    # not learn token state: introspection and the revocation feed are for resource
+    # servers, which are confidential clients (RFC 7662 section 2.1).
+    if client.is_public:
+        raise UnauthorizedClient("Only confidential clients may use this endpoint.")
+    return client
+
+
 async def introspect(request: Request) -> Response:
     """RFC 7662: ``{"active": false}`` for anything not currently valid."""
     form = await read_form(request, _TOKEN_HINT, long_values=("token",))
-    client = await _client(request, form)
+    client = _confidential(await _client(request, form))
     answer: dict[str, Any] = await context(request).tokens.introspect(
         client, _required(form, "token")
     )
@@ -133,7 +143,6 @@ async def revocations(request: Request) -> Response:
         raise InvalidRequest("limit must be between 1 and 1000.")
     if request.headers.get("authorization") is None:
         raise InvalidClient()
-    client = await _client(request, {})
-    del client  # any authenticated client may read the feed (resource servers are clients)
+    _confidential(await _client(request, {}))
     page = await context(request).tokens.revocation_feed(after, limit)
     return JSONResponse(page, headers={"Cache-Control": "no-store"})
