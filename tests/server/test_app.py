@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -13,7 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tokensmith.clock import FixedClock
-from tokensmith.server.app import build_services, create_app, prune_once
+from tokensmith.server.app import (
+    ServerContext,
+    build_services,
+    create_app,
+    prune_once,
+    run_pruning,
+)
 from tokensmith.server.http_errors import CatchAllMiddleware, exception_handlers
 from tokensmith.server.settings import Settings
 from tokensmith.store import DatabaseUnavailable
@@ -45,6 +53,35 @@ async def test_build_services_wires_everything_and_closes(tmp_path: Path) -> Non
     # A second build reuses the same database and master key: the same key signs.
     async with build_services(_settings(tmp_path), clock=clock, password_parameters=CHEAP) as ctx:
         assert ctx.keyring.signer().kid == kid
+
+
+async def test_cancelled_pruning_finishes_the_pass_it_is_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pass cancelled mid-transaction once left SQLAlchemy an unreturned connection
+    # whose close ran as an orphan task and hung the event loop's shutdown.
+    started, release = anyio.Event(), anyio.Event()
+    finished: list[bool] = []
+
+    async def slow_prune(ctx: object) -> None:
+        started.set()
+        await release.wait()
+        finished.append(True)
+
+    monkeypatch.setattr("tokensmith.server.app.prune_once", slow_prune)
+    async with anyio.create_task_group() as group:
+        scope = anyio.CancelScope()
+
+        async def job() -> None:
+            with scope:
+                await run_pruning(cast(ServerContext, None), 0, anyio.Event())
+
+        group.start_soon(job)
+        await started.wait()
+        scope.cancel()
+        await anyio.sleep(0)
+        release.set()
+    assert finished == [True]
 
 
 async def test_database_gone_then_back(tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ async def run_pruning(ctx: ServerContext, interval: float, stop: anyio.Event) ->
         if stop.is_set():
             return
         try:
-            await prune_once(ctx)
+            with anyio.CancelScope(shield=True):  # never cancel a transaction half-way
+                await prune_once(ctx)
         except Exception:
             logger.exception("pruning failed; retrying in %s s", interval)
 
@@ -182,8 +183,8 @@ def create_app(
                 try:
                     yield
                 finally:
+                    # Both jobs wake on ``stop`` and finish the pass they are in.
                     stop.set()
-                    group.cancel_scope.cancel()
 
     app = Starlette(
         routes=routes(settings),

@@ -430,6 +430,45 @@ async def test_run_maintenance_survives_a_failure_and_stops_on_the_event(
     assert ring.signer().alg == "RS256"
 
 
+class _HeldRing(KeyRing):
+    """Holds its pass open until released, to be cancelled half-way."""
+
+    started: anyio.Event
+    release: anyio.Event
+    finished = False
+
+    async def maintain(self, db: Database, now: int | None = None, **kw: Any) -> list[Any]:
+        self.started.set()
+        await self.release.wait()
+        result = await super().maintain(db, now, **kw)
+        self.finished = True
+        return result
+
+
+async def test_cancelled_maintenance_finishes_the_pass_it_is_in(
+    db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    # A pass cancelled mid-transaction once left SQLAlchemy an unreturned connection
+    # whose close ran as an orphan task and hung the event loop's shutdown.
+    ring = _HeldRing(master, settings, clock)
+    ring.started, ring.release = anyio.Event(), anyio.Event()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            scope = anyio.CancelScope()
+
+            async def job() -> None:
+                with scope:
+                    await run_maintenance(ring, db, 3600, anyio.Event())
+
+            group.start_soon(job)
+            await ring.started.wait()
+            scope.cancel()
+            await anyio.sleep(0)
+            ring.release.set()
+    assert ring.finished
+    assert ring.signer().alg == "RS256"
+
+
 async def test_concurrent_change_reloads_and_returns_nothing(
     db: Database,
     master: MasterKey,

@@ -395,7 +395,10 @@ async def run_maintenance(
         raise ValueError("interval must not be negative")
     while not stop_event.is_set():
         try:
-            await keyring.maintain(db)
+            # Shielded: a pass cancelled mid-transaction leaves SQLAlchemy an unreturned
+            # connection whose close is scheduled as an orphan task on a closing loop.
+            with anyio.CancelScope(shield=True):
+                await keyring.maintain(db)
         except Exception:
             logger.exception("key ring maintenance failed; retrying in %s s", interval)
         with anyio.move_on_after(interval):
