@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,21 @@ from typing import Any
 
 SCRIPT = Path(sys.executable).with_name("tokensmith")
 PASSWORD = "correct horse battery staple"
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """A plain table as one dict per row, keyed by header.
+
+    The rule of dashes under the header gives each column's extent, so headers and
+    values with spaces in them ("DELETED AFTER", times) are read whole.
+    """
+    header, rule, *lines = text.rstrip("\n").split("\n")
+    spans = [m.span() for m in re.finditer(r"-+", rule)]
+    headers = [header[a:b].strip() for a, b in spans]
+    assert all(headers) and len(set(headers)) == len(headers), header
+    return [
+        dict(zip(headers, (line[a:b].strip() for a, b in spans), strict=True)) for line in lines
+    ]
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:

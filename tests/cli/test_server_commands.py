@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import argon2
 import pytest
 
-from ._server_cli import PASSWORD, Cli, clean_env
+from ._server_cli import PASSWORD, SCRIPT, Cli, clean_env, parse_table
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +138,20 @@ def test_clients_add_prints_the_secret_once_and_list_never_shows_it(cli: Cli) ->
     listed = cli.json("clients", "list")
     assert secret not in table and secret not in str(listed)
     assert "sha256$" not in table and "sha256$" not in str(listed)
-    assert "web" in table and "password,refresh_token" in table
+    rows = parse_table(table)
+    assert [r["CLIENT_ID"] for r in rows] == [c["client_id"] for c in listed]
+    (web_row,) = [r for r in rows if r["CLIENT_ID"] == "web"]
+    assert web_row == {
+        "CLIENT_ID": "web",
+        "TYPE": "confidential",
+        "GRANTS": "password,refresh_token",
+        "SCOPES": "read,write",
+        "AUDIENCES": "https://api.example.com",
+        "LIFETIME": "600s",
+        "DISABLED": "no",
+        "CREATED": web_row["CREATED"],
+    }
+    assert web_row["CREATED"].endswith("Z") and len(web_row["CREATED"]) == 20
     (web,) = [c for c in listed if c["client_id"] == "web"]
     assert web["grant_types"] == ["password", "refresh_token"]
     assert web["scopes"] == ["read", "write"]
@@ -162,6 +177,11 @@ def test_keys_rotate_retire_revoke_prune(cli: Cli) -> None:
     assert key_states(cli) == {first: "revoked", upcoming: "current"}
     assert "nothing due" in cli.ok("keys", "prune")
     assert key_states(cli) == {first: "revoked", upcoming: "current"}
+    rows = parse_table(cli.ok("keys", "list"))
+    assert {r["KID"]: r["STATE"] for r in rows} == key_states(cli)  # kids whole, one row each
+    assert len(rows) == 2 and {r["ALG"] for r in rows} == {"RS256"}
+    (revoked,) = [r for r in rows if r["KID"] == first]
+    assert revoked["RETIRED/REVOKED"] != "-" and revoked["DELETED AFTER"] != "-"
 
 
 def test_audit_shows_the_changes_made_by_commands(cli: Cli) -> None:
@@ -178,8 +198,51 @@ def test_audit_shows_the_changes_made_by_commands(cli: Cli) -> None:
     }
     assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
     assert PASSWORD not in str(entries)
+    rows = parse_table(cli.ok("audit", "--since", "1h", "--limit", "2"))
+    assert len(rows) == 2
+    assert rows[0]["EVENT"] == "user_changed" and rows[0]["ACTOR"] == "cli"
+    assert rows[0]["SUBJECT"] == str(entries[0]["subject"] or "-")
+    assert rows[0]["DETAIL"] == '{"change":"roles","roles":["ADMIN","AUDITOR"],"username":"root"}'
     table = cli.ok("audit", "--since", "@4102444800")  # year 2100: nothing yet
     assert table.strip() == "no events"
+
+
+def test_users_list_table_shows_untrusted_values_literally(cli: Cli) -> None:
+    hostile_name = "\x1b[2J\x1b]0;pwned\x07Mal\r\nlory"
+    cli.ok(
+        "users", "add", "[red]Mallory[/red]", "--name", hostile_name, "--email", "m@example.com",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    table = cli.ok("users", "list")
+    assert "\x1b" not in table and "\x07" not in table and "\r" not in table
+    rows = parse_table(table)
+    listed = cli.json("users", "list")
+    assert [r["USERNAME"] for r in rows] == [u["username"] for u in listed]  # one row each
+    (mallory,) = [r for r in rows if r["USERNAME"] == "[red]mallory[/red]"]
+    assert mallory["NAME"] == "\\x1b[2J\\x1b]0;pwned\\x07Mal\\r\\nlory"
+    assert mallory["EMAIL"] == "m@example.com" and mallory["DISABLED"] == "no"
+    (as_json,) = [u for u in listed if u["username"] == "[red]mallory[/red]"]
+    assert as_json["profile"]["name"] == hostile_name  # --json: the stored value, exactly
+
+
+def imports_rich(cli: Cli, *args: str) -> bool:
+    """Run the console script under ``-X importtime``: was rich imported?"""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=cli.env,
+    )
+    assert result.returncode == 0, result.stderr
+    return any(line.rsplit("|", 1)[-1].strip() == "rich" for line in result.stderr.splitlines())
+
+
+def test_rich_is_imported_only_to_print_a_table(cli: Cli) -> None:
+    assert not imports_rich(cli, "keys", "list", "--json")
+    assert not imports_rich(cli, "audit", "--since", "@4102444800")  # "no events"
+    assert imports_rich(cli, "keys", "list")
 
 
 def test_bad_settings_exit_1_naming_the_setting(tmp_path: Path) -> None:
