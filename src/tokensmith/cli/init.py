@@ -1,5 +1,9 @@
 """``tokensmith init``: data directory, master key, database schema, first signing keys.
 
+With ``--admin USER`` it also creates USER with role ADMIN and the public client
+``tokensmith-admin`` (password and refresh_token grants, audience ``{issuer}/admin``)
+through which an admin obtains a token for the admin API.
+
 Idempotent: run again, it changes nothing that exists (the key file is never replaced,
 the migration is a no-op at head, a ring with a current key gets no new key) and says so.
 """
@@ -11,12 +15,15 @@ from pathlib import Path
 import click
 
 from tokensmith.keys import KeyState
+from tokensmith.server.services import ADMIN_ROLE, admin_audience
 from tokensmith.store import Repositories, User, current_revision, is_sqlite
 
-from ._context import config_option, load, open_services, read_new_password, run_async
-from .users import create_user
+from ._context import CLI_ACTOR, config_option, load, open_services, read_new_password, run_async
 
-__all__ = ["init"]
+__all__ = ["ADMIN_CLIENT_ID", "init"]
+
+#: The public client an admin logs in through to get a token for the admin API.
+ADMIN_CLIENT_ID = "tokensmith-admin"
 
 
 @click.command()
@@ -39,25 +46,38 @@ def init(admin: str | None, config_path: Path | None) -> None:
     key_file = settings.master_key_file() if settings.master_key is None else None
     made_key = key_file is not None and not key_file.exists()
 
-    async def setup() -> tuple[str | None, list[str], User | None]:
+    async def setup() -> tuple[str | None, list[str], User | None, bool]:
         async with open_services(settings) as ctx:
             # build_services created what was missing: key file, schema, first keys.
             revision = await current_revision(ctx.db)
             signing = [
                 f"{r.alg} {r.kid}" for r in ctx.keyring.records if r.state is KeyState.CURRENT
             ]
-            user = None
+            user, made_client = None, False
             if admin is not None:
                 async with ctx.db.read() as session:
-                    found = await Repositories(session).users.get_by_username(admin)
+                    repos = Repositories(session)
+                    found = await repos.users.get_by_username(admin)
+                    has_client = await repos.clients.get(ADMIN_CLIENT_ID) is not None
                 # Ask for a password only when the user is to be created: a second
                 # `init --admin` leaves the existing account (and its password) alone.
                 if found is None:
                     password = read_new_password(f"Password for {admin}")
-                    user = await create_user(ctx, admin, password, roles=["ADMIN"])
-            return revision, signing, user
+                    user = await ctx.users.create(
+                        admin, password, roles=[ADMIN_ROLE], actor=CLI_ACTOR
+                    )
+                if not has_client:
+                    await ctx.clients.create(
+                        ADMIN_CLIENT_ID,
+                        confidential=False,
+                        grant_types=("password", "refresh_token"),
+                        audiences=(admin_audience(settings.issuer),),
+                        actor=CLI_ACTOR,
+                    )
+                    made_client = True
+            return revision, signing, user, made_client
 
-    revision, signing, user = run_async(setup)
+    revision, signing, user, made_client = run_async(setup)
 
     click.echo(f"data directory: {data_dir}" + (" (created)" if made_dir else ""))
     if key_file is None:
@@ -72,3 +92,7 @@ def init(admin: str | None, config_path: Path | None) -> None:
             click.echo(f"admin user {admin}: exists, left unchanged")
         else:
             click.echo(f"admin user {user.username}: created with role ADMIN")
+        state = "created" if made_client else "exists"
+        click.echo(
+            f"admin client {ADMIN_CLIENT_ID}: {state} (audience {admin_audience(settings.issuer)})"
+        )

@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.server.services import (
+    AuditLog,
     ClientService,
     KeyRing,
     MemoryThrottleStore,
@@ -29,6 +30,7 @@ from tokensmith.server.services import (
     Throttle,
     ThrottlePolicy,
     TokenService,
+    UserService,
     derive_refresh_secret,
     load_or_create_master_key,
     run_maintenance,
@@ -61,6 +63,8 @@ class ServerContext:
     client_throttle: Throttle
     clients: ClientService
     tokens: TokenService
+    users: UserService
+    audit: AuditLog
 
     def __repr__(self) -> str:
         return f"ServerContext(issuer={self.settings.issuer!r}, db={self.db!r})"
@@ -126,6 +130,8 @@ async def build_services(
             client_throttle=client_throttle,
             clients=clients,
             tokens=tokens,
+            users=UserService(db, passwords, tokens, clock=clock),
+            audit=AuditLog(db),
         )
     finally:
         await db.dispose()

@@ -30,6 +30,7 @@ __all__ = [
     "client_address",
     "client_credentials",
     "parse_pairs",
+    "read_body",
     "read_form",
 ]
 
@@ -69,7 +70,7 @@ def _check_content_type(header: str | None) -> None:
             raise InvalidRequest("Only the UTF-8 charset is accepted.")
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise InvalidRequest("The request body is too large.")
@@ -129,7 +130,7 @@ async def read_form(
 ) -> dict[str, str]:
     """The request's form, strictly parsed (see the module docstring)."""
     _check_content_type(request.headers.get("content-type"))
-    body = await _read_body(request)
+    body = await read_body(request)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -3,6 +3,9 @@
 - ``OAuthError``: its status, ``{"error", "error_description", "code"}`` and its headers.
 - ``DatabaseUnavailable`` and ``NoSigningKey``: 503 ``temporarily_unavailable`` with
   ``Retry-After`` (the server recovers on its own; the client may retry).
+- The admin API's domain errors (unknown user, name taken, weak password, rotation too
+  early...): their status from ``_DOMAIN_STATUS`` and ``{"error", "error_description",
+  "code"}`` with our stable code as ``error``. Their messages are our own texts.
 - ``HTTPException`` (404, 405 from routing): the same JSON shape.
 - Anything else: 500 ``{"error": "server_error"}``, never a traceback or the exception's
   text in the body; logged with its type and traceback (messages in this project never
@@ -21,8 +24,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokensmith.errors import TokensmithError
-from tokensmith.server.services import NoSigningKey, OAuthError, TemporarilyUnavailable
-from tokensmith.store import DatabaseUnavailable
+from tokensmith.keys import RotationTooEarly, UnknownKey
+from tokensmith.server.services import (
+    AlgorithmNotConfigured,
+    ClientConfigError,
+    InvalidUserData,
+    NoSigningKey,
+    NotCurrentKey,
+    OAuthError,
+    TemporarilyUnavailable,
+    WeakPassword,
+)
+from tokensmith.store import (
+    ClientIdTaken,
+    DatabaseUnavailable,
+    InvalidUsername,
+    UnknownClient,
+    UnknownUser,
+    UsernameTaken,
+)
 
 __all__ = [
     "NO_STORE",
@@ -47,6 +67,20 @@ _HTTP_ERRORS = {
     413: "request_too_large",
     415: "unsupported_media_type",
 }
+_DOMAIN_STATUS: dict[type[TokensmithError], int] = {
+    InvalidUsername: 400,
+    InvalidUserData: 400,
+    WeakPassword: 400,
+    ClientConfigError: 400,
+    AlgorithmNotConfigured: 400,
+    UnknownUser: 404,
+    UnknownClient: 404,
+    UnknownKey: 404,
+    UsernameTaken: 409,
+    ClientIdTaken: 409,
+    NotCurrentKey: 409,
+    RotationTooEarly: 409,
+}
 _SERVER_ERROR = b'{"error":"server_error","error_description":"Internal server error."}'
 
 
@@ -64,6 +98,11 @@ async def _tokensmith(request: Request, exc: Exception) -> Response:
     if isinstance(exc, DatabaseUnavailable | NoSigningKey):
         logger.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
         return oauth_response(TemporarilyUnavailable(retry_after=RETRY_AFTER_UNAVAILABLE))
+    status = next((s for t, s in _DOMAIN_STATUS.items() if isinstance(exc, t)), None)
+    if status is not None:
+        assert isinstance(exc, TokensmithError)
+        body = {"error": exc.code, "error_description": exc.message, "code": exc.code}
+        return JSONResponse(body, status, headers=NO_STORE)
     return _server_error(request, exc)
 
 

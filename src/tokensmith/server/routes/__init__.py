@@ -7,10 +7,12 @@ renders them all.
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from tokensmith.server.settings import Settings
 
+from .admin_ops import ops_routes
+from .admin_users import user_routes
 from .discovery import Discovery
 from .health import healthz, readyz
 from .oauth import introspect, revocations, revoke, token
@@ -32,6 +34,6 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/oauth/revocations", revocations, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        # The admin API (users, clients, keys, audit; bearer token with role ADMIN)
-        # mounts here next: Mount("/admin", routes=admin_routes(settings)).
+        # The admin API: a bearer token for audience {issuer}/admin with role ADMIN.
+        Mount("/admin", routes=[*user_routes(), *ops_routes()]),
     ]

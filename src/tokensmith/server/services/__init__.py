@@ -2,15 +2,18 @@
 
 Passwords and login throttling, the master key and the signing key ring,
 OAuth clients, and token issuing, rotation, revocation and introspection.
-Routes (next step) stay thin: parse, call one service, render.
+User management for the CLI and the admin API. Routes stay thin: parse, call one
+service, render.
 """
 
+from .audit_log import MAX_AUDIT_PAGE, AuditLog, AuditPage
 from .clients import (
     GRANT_TYPES,
     ClientConfigError,
     ClientService,
     NewClient,
     check_grant_type,
+    client_summary,
     hash_client_secret,
     parse_scope,
     resolve_scope,
@@ -21,7 +24,9 @@ from .keyring import (
     KeyRing,
     KeyRingSettings,
     NoSigningKey,
+    NotCurrentKey,
     SigningKeys,
+    key_summary,
     run_maintenance,
 )
 from .master_key import (
@@ -32,11 +37,13 @@ from .master_key import (
     load_or_create_master_key,
 )
 from .oauth_errors import (
+    InsufficientRole,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
     InvalidToken,
+    MissingToken,
     OAuthError,
     SlowDown,
     TemporarilyUnavailable,
@@ -73,28 +80,45 @@ from .tokens_access import (
     derive_refresh_secret,
     verify_access_token,
 )
+from .users import (
+    ADMIN_ROLE,
+    InvalidUserData,
+    UserPage,
+    UserService,
+    admin_audience,
+    normalize_roles,
+    user_summary,
+)
 
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_PARAMETERS",
     "GRANT_TYPES",
     "HS256_KID",
+    "MAX_AUDIT_PAGE",
     "AlgorithmNotConfigured",
+    "AuditLog",
+    "AuditPage",
     "ClientConfigError",
     "ClientService",
     "Decision",
+    "InsufficientRole",
     "InvalidClient",
     "InvalidGrant",
     "InvalidKeyFile",
     "InvalidRequest",
     "InvalidScope",
     "InvalidToken",
+    "InvalidUserData",
     "KeyRing",
     "KeyRingSettings",
     "MasterKeyFileError",
     "MasterKeySettings",
     "MemoryThrottleStore",
+    "MissingToken",
     "NewClient",
     "NoSigningKey",
+    "NotCurrentKey",
     "OAuthError",
     "PasswordHasher",
     "PasswordPolicy",
@@ -114,17 +138,23 @@ __all__ = [
     "UnauthorizedClient",
     "UnsafeKeyFile",
     "UnsupportedGrantType",
+    "UserPage",
+    "UserService",
     "VerifyResult",
     "WeakPassword",
     "address_key",
+    "admin_audience",
     "check_grant_type",
     "check_new_password",
+    "client_summary",
     "decide",
     "delay_after",
     "derive_refresh_secret",
     "hash_client_secret",
+    "key_summary",
     "load_or_create_master_key",
     "normalize_password",
+    "normalize_roles",
     "parse_scope",
     "record_failure",
     "record_success",
@@ -132,5 +162,6 @@ __all__ = [
     "run_maintenance",
     "subject_key",
     "throttle_auditor",
+    "user_summary",
     "verify_access_token",
 ]

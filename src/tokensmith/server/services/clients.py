@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.errors import TokensmithError
-from tokensmith.store import AuditEvent, Client, Database, Repositories, check_client_id
+from tokensmith.store import (
+    AuditEvent,
+    Client,
+    Database,
+    Repositories,
+    UnknownClient,
+    check_client_id,
+)
 
 from .oauth_errors import InvalidClient, InvalidScope, SlowDown, UnauthorizedClient
 from .throttle import Throttle
@@ -32,6 +39,7 @@ __all__ = [
     "ClientService",
     "NewClient",
     "check_grant_type",
+    "client_summary",
     "hash_client_secret",
     "parse_scope",
     "resolve_scope",
@@ -61,6 +69,24 @@ class NewClient:
     def __repr__(self) -> str:
         shown = "None" if self.secret is None else "<hidden>"
         return f"NewClient(client={self.client!r}, secret={shown})"
+
+
+def client_summary(client: Client) -> dict[str, object]:
+    """What the CLI's ``--json`` and the admin API show of a client.
+
+    ``secret_hash`` is left out on purpose: it is not the secret, but nothing needs it.
+    """
+    return {
+        "client_id": client.client_id,
+        "public": client.is_public,
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "audiences": list(client.audiences),
+        "access_token_lifetime": client.access_token_lifetime,
+        "disabled": client.disabled,
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    }
 
 
 def hash_client_secret(secret: str) -> str:
@@ -149,15 +175,18 @@ class ClientService:
         now = self._now()
         async with self.db.transaction() as session:
             repos = Repositories(session)
-            client = await repos.clients.add(
-                client_id,
-                secret_hash=None if secret is None else hash_client_secret(secret),
-                grant_types=grants,
-                scopes=scope_list,
-                audiences=audiences,
-                access_token_lifetime=access_token_lifetime,
-                now=now,
-            )
+            try:
+                client = await repos.clients.add(
+                    client_id,
+                    secret_hash=None if secret is None else hash_client_secret(secret),
+                    grant_types=grants,
+                    scopes=scope_list,
+                    audiences=audiences,
+                    access_token_lifetime=access_token_lifetime,
+                    now=now,
+                )
+            except (TypeError, ValueError) as exc:  # the store's own fixed texts
+                raise ClientConfigError(str(exc)) from None
             await repos.audit.record(
                 AuditEvent.CLIENT_CREATED,
                 at=now,
@@ -187,6 +216,37 @@ class ClientService:
                 detail={"change": "secret_reset"},
             )
         return NewClient(client, secret)
+
+    async def list(self) -> list[Client]:
+        async with self.db.read() as session:
+            return await Repositories(session).clients.list()
+
+    async def get(self, client_id: str) -> Client:
+        async with self.db.read() as session:
+            client = await Repositories(session).clients.get(client_id)
+        if client is None:
+            raise UnknownClient(f"no client has the id {client_id!r}")
+        return client
+
+    async def set_disabled(
+        self, client_id: str, disabled: bool, *, actor: str | None = None
+    ) -> Client:
+        """Switch a client off (its credentials stop working at once) or on again.
+
+        Tokens already issued to it stay valid until they expire or are revoked.
+        """
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            client = await repos.clients.set_disabled(client_id, disabled, now=now)
+            await repos.audit.record(
+                AuditEvent.CLIENT_CHANGED,
+                at=now,
+                actor=actor,
+                subject=client_id,
+                detail={"change": "disabled" if disabled else "enabled"},
+            )
+        return client
 
     async def authenticate(self, client_id: str, secret: str | None, address: str) -> Client:
         """The client if the credentials are right; ``InvalidClient`` (one answer) otherwise.

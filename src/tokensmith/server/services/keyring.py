@@ -68,7 +68,9 @@ __all__ = [
     "KeyRing",
     "KeyRingSettings",
     "NoSigningKey",
+    "NotCurrentKey",
     "SigningKeys",
+    "key_summary",
     "run_maintenance",
 ]
 
@@ -90,6 +92,13 @@ class NoSigningKey(TokensmithError):
 
     code = "no_signing_key"
     description = "No key may sign with that algorithm."
+
+
+class NotCurrentKey(TokensmithError):
+    """Retiring a key that does not sign now (only the current key of a ring retires)."""
+
+    code = "not_current_key"
+    description = "Only the current key of a ring can be retired."
 
 
 class AlgorithmNotConfigured(TokensmithError):
@@ -119,6 +128,20 @@ class KeyRingSettings(Protocol):
     def rotation_policy(self) -> RotationPolicy: ...
 
     def hs256_secret_bytes(self) -> bytes | None: ...
+
+
+def key_summary(record: KeyRecord, policy: RotationPolicy) -> dict[str, object]:
+    """What the CLI's ``--json`` and the admin API show of a key: public metadata only."""
+    return {
+        "kid": record.kid,
+        "alg": record.alg,
+        "state": record.state.value,
+        "created_at": record.created_at,
+        "activated_at": record.activated_at,
+        "retired_at": record.retired_at,
+        "revoked_at": record.revoked_at,
+        "deleted_after": deletion_time(record, policy),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +332,18 @@ class KeyRing:
             actor,
             reason,
         )
+
+    async def retire(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:
+        """Retire ``kid``, the current key of its ring, now: a forced rotation of that ring.
+
+        It stays published, verifying only, until every token it signed has expired.
+        """
+        await self.reload(db)
+        record = next((r for r in self.records if r.kid == kid), None)
+        if record is None or record.state is not KeyState.CURRENT:
+            state = "no such key" if record is None else f"it is {record.state.value}"
+            raise NotCurrentKey(f"{kid!r} is not a current key ({state})")
+        return await self.rotate(db, record.alg, force=True, actor=actor)
 
     async def revoke(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:
         """Unpublish a compromised key now (``tokensmith.keys.revoke``); ``UnknownKey`` as there."""

@@ -19,11 +19,13 @@ from typing import ClassVar
 from tokensmith.errors import TokensmithError
 
 __all__ = [
+    "InsufficientRole",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
     "InvalidToken",
+    "MissingToken",
     "OAuthError",
     "SlowDown",
     "TemporarilyUnavailable",
@@ -118,6 +120,30 @@ class InvalidToken(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="tokensmith", error="invalid_token"'}
+
+
+class MissingToken(OAuthError):
+    """RFC 6750 section 3.1: no bearer token at all, so the challenge names no error."""
+
+    error = "unauthorized"
+    status = 401
+    code = "missing_token"
+    description = "This endpoint needs a bearer access token."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="tokensmith"'}
+
+
+class InsufficientRole(OAuthError):
+    """RFC 6750 section 3.1 ``insufficient_scope``: a valid token without the role needed."""
+
+    error = "insufficient_scope"
+    status = 403
+    code = "forbidden"
+    description = "The access token does not carry the role this endpoint needs."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="tokensmith", error="insufficient_scope"'}
 
 
 class TemporarilyUnavailable(OAuthError):

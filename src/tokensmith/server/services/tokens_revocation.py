@@ -138,17 +138,27 @@ class RevocationMixin:
             return await self._introspect_access(token)
         return await self._introspect_refresh(client, token)
 
-    async def _introspect_access(self, token: str) -> dict[str, Any]:
+    async def active_access_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of an access token this server issued that is valid and not revoked
+        (denylisted jti, or issued before its subject's not-before); None otherwise."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            return None
         # No leeway: this server's clock is the reference the leeway exists to forgive.
         claims = self._verify(token, 0)
         if claims is None:
-            return dict(_INACTIVE)
+            return None
         async with self.db.read() as session:
             revocations = Repositories(session).revocations
             if await revocations.is_revoked(claims["jti"]):
-                return dict(_INACTIVE)
+                return None
             not_before = await revocations.get_not_before(claims["sub"])
         if not_before is not None and claims["iat"] < not_before:
+            return None
+        return claims
+
+    async def _introspect_access(self, token: str) -> dict[str, Any]:
+        claims = await self.active_access_claims(token)
+        if claims is None:
             return dict(_INACTIVE)
         answer: dict[str, Any] = {"active": True}
         for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):

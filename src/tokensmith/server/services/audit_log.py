@@ -1,0 +1,37 @@
+"""Reading the audit log, newest first, a page at a time (the CLI and the admin API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokensmith.store import AuditEntry, Database, Repositories
+
+__all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage"]
+
+MAX_AUDIT_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    #: The ``before`` of the next (older) page; None on the last one.
+    next_before: int | None
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def page(
+        self, *, before: int | None = None, since: int | None = None, limit: int = 100
+    ) -> AuditPage:
+        """Entries with an id below ``before`` and a time at or after ``since``."""
+        limit = max(1, min(limit, MAX_AUDIT_PAGE))
+        async with self.db.read() as session:
+            # One more than asked tells whether an older page exists without a count.
+            entries = await Repositories(session).audit.page(
+                before_id=before, limit=limit + 1, since=since
+            )
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return AuditPage(entries, entries[-1].id if more and entries else None)

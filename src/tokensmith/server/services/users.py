@@ -1,0 +1,252 @@
+"""User management: create, list, change roles, disable, reset the password, log out everywhere.
+
+One service for the CLI (``tokensmith users``) and the admin API, so both write the same
+rows and the same audit entries. Each change is written with its audit row in one
+transaction: the log never misses a change that happened nor records one that did not.
+Passwords are hashed in a worker thread before the transaction begins (on SQLite a
+transaction holds the one write lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tokensmith.clock import Clock, SystemClock
+from tokensmith.errors import TokensmithError
+from tokensmith.store import AuditEvent, Database, Repositories, UnknownUser, User
+
+from .oauth_errors import InsufficientRole, InvalidToken
+from .passwords import PasswordHasher
+from .tokens import TokenService
+
+__all__ = [
+    "ADMIN_ROLE",
+    "UserPage",
+    "UserService",
+    "admin_audience",
+    "normalize_roles",
+    "user_summary",
+]
+
+MAX_PAGE = 500
+ADMIN_ROLE = "ADMIN"
+
+
+class InvalidUserData(TokensmithError):
+    """A role or profile value the store refuses (too long, empty, not text)."""
+
+    code = "invalid_user_data"
+    description = "A role or profile value is not valid."
+
+
+@contextmanager
+def _checked() -> Iterator[None]:
+    # The store's checks raise TypeError/ValueError with our own fixed texts.
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise InvalidUserData(str(exc)) from None
+
+
+def admin_audience(issuer: str) -> str:
+    """The ``aud`` an access token needs for the admin API: the API's own URL.
+
+    A token issued for some other service must not work here (RFC 8725 section 3.9):
+    that service could replay it against the admin API.
+    """
+    return issuer.rstrip("/") + "/admin"
+
+
+def normalize_roles(values: Iterable[str]) -> list[str]:
+    """Upper-cased, stripped, deduplicated, in order.
+
+    Roles are compared as written in tokens; upper case is the documented convention
+    (EDITOR, ADMIN), so "admin" typed by an operator means ADMIN.
+    """
+    return list(dict.fromkeys(v.strip().upper() for v in values if v.strip()))
+
+
+def user_summary(user: User) -> dict[str, Any]:
+    """What the CLI's ``--json`` and the admin API show of a user: never its hash."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "profile": dict(user.profile),
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    users: list[User]
+    #: The ``after`` of the next page; None on the last one.
+    next_after: str | None
+
+
+class UserService:
+    def __init__(
+        self,
+        db: Database,
+        passwords: PasswordHasher,
+        tokens: TokenService,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.passwords = passwords
+        self.tokens = tokens
+        self.clock: Clock = clock or SystemClock()
+
+    def _now(self) -> int:
+        return int(self.clock.now())
+
+    async def create(
+        self,
+        username: str,
+        password: str,
+        *,
+        roles: Iterable[str] = (),
+        profile: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> User:
+        """A new user; ``WeakPassword``, ``InvalidUsername`` or ``UsernameTaken`` otherwise."""
+        self.passwords.check_new_password(password)
+        password_hash = await self.passwords.hash_async(password)
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            with _checked():
+                user = await repos.users.add(
+                    username, password_hash, now=now, roles=normalize_roles(roles), profile=profile
+                )
+            await repos.audit.record(
+                AuditEvent.USER_CREATED,
+                at=now,
+                actor=actor,
+                subject=str(user.id),
+                detail={"username": user.username, "roles": list(user.roles)},
+            )
+        return user
+
+    async def get(self, username: str) -> User:
+        async with self.db.read() as session:
+            user = await Repositories(session).users.get_by_username(username)
+        if user is None:
+            raise UnknownUser(f"no user is named {username!r}")
+        return user
+
+    async def page(self, *, after: str | None = None, limit: int = 100) -> UserPage:
+        """Users in username order, ``limit`` (1 to 500) at a time."""
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.db.read() as session:
+            # One more than asked tells whether a next page exists without a count.
+            found = await Repositories(session).users.list(limit=limit + 1, after_username=after)
+        more = len(found) > limit
+        found = found[:limit]
+        return UserPage(found, found[-1].username if more and found else None)
+
+    async def all(self) -> list[User]:
+        found: list[User] = []
+        after: str | None = None
+        while True:
+            page = await self.page(after=after, limit=MAX_PAGE)
+            found.extend(page.users)
+            if page.next_after is None:
+                return found
+            after = page.next_after
+
+    async def set_roles(self, username: str, roles: Iterable[str], *, actor: str | None) -> User:
+        """Replace the user's roles; tokens issued from now on carry them."""
+        user = await self.get(username)
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            with _checked():
+                changed = await repos.users.set_roles(user.id, normalize_roles(roles), now=now)
+            await repos.audit.record(
+                AuditEvent.USER_CHANGED,
+                at=now,
+                actor=actor,
+                subject=str(user.id),
+                detail={"username": user.username, "change": "roles", "roles": list(changed.roles)},
+            )
+        return changed
+
+    async def set_disabled(
+        self, username: str, disabled: bool, *, actor: str | None
+    ) -> tuple[User, int]:
+        """Disable (every token of the user revoked too) or enable; returns the user and
+        how many access tokens were denylisted."""
+        user = await self.get(username)
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            changed = await repos.users.set_disabled(user.id, disabled, now=now)
+            await repos.audit.record(
+                AuditEvent.USER_CHANGED,
+                at=now,
+                actor=actor,
+                subject=str(user.id),
+                detail={"username": user.username, "change": "disabled" if disabled else "enabled"},
+            )
+        revoked = 0
+        if disabled:
+            # A disabled account must not keep working until its access tokens expire.
+            revoked = await self.tokens.revoke_all_for_user(user.id, actor=actor)
+        return changed, revoked
+
+    async def set_password(self, username: str, password: str, *, actor: str | None) -> User:
+        """A new password (the policy applies); existing sessions are left as they are."""
+        self.passwords.check_new_password(password)
+        user = await self.get(username)
+        password_hash = await self.passwords.hash_async(password)
+        now = self._now()
+        async with self.db.transaction() as session:
+            repos = Repositories(session)
+            changed = await repos.users.set_password_hash(user.id, password_hash, now=now)
+            await repos.audit.record(
+                AuditEvent.USER_CHANGED,
+                at=now,
+                actor=actor,
+                subject=str(user.id),
+                detail={"username": user.username, "change": "password"},
+            )
+        return changed
+
+    async def authenticate_admin(self, token: str, issuer: str) -> User:
+        """The user behind an admin API bearer token, or ``InvalidToken`` / ``InsufficientRole``.
+
+        The token must be one of ours, unexpired, not revoked, meant for the admin API,
+        and carry role ADMIN; its user must still exist, be enabled and still hold
+        ADMIN, so a demotion takes effect at once rather than when the token expires.
+        """
+        claims = await self.tokens.active_access_claims(token)
+        if claims is None:
+            raise InvalidToken()
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if admin_audience(issuer) not in audiences:
+            raise InvalidToken("The access token is not meant for the admin API.")
+        roles = claims.get("roles")
+        if not isinstance(roles, list) or ADMIN_ROLE not in roles:
+            raise InsufficientRole()
+        subject = claims["sub"]
+        if not (subject.isascii() and subject.isdigit()):  # client_credentials: no user
+            raise InsufficientRole()
+        async with self.db.read() as session:
+            user = await Repositories(session).users.get(int(subject))
+        if user is None or user.disabled:
+            raise InvalidToken()
+        if ADMIN_ROLE not in user.roles:
+            raise InsufficientRole()
+        return user
+
+    async def revoke_tokens(self, username: str, *, actor: str | None) -> int:
+        """Log the user out everywhere; returns how many access tokens were denylisted."""
+        user = await self.get(username)
+        return await self.tokens.revoke_all_for_user(user.id, actor=actor)
