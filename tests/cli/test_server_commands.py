@@ -8,6 +8,7 @@ state it made itself or that `init` made.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import stat
 import subprocess
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import argon2
 import pytest
+
+from tokensmith.server.services import admin_audience
+from tokensmith.server.settings import Settings
 
 from ._server_cli import PASSWORD, SCRIPT, Cli, clean_env, parse_table
 
@@ -27,6 +31,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     out = runner.ok("init", "--admin", "Root", stdin=PASSWORD + "\n")
     assert "(created)" in out
     assert "admin user root: created with role ADMIN" in out
+    assert "admin client tokensmith-admin: created" in out
     return runner
 
 
@@ -65,6 +70,14 @@ def test_init_creates_data_dir_master_key_database_and_current_key(cli: Cli) -> 
     stored = stored_password_hash(cli, "root")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert argon2.PasswordHasher().verify(stored, PASSWORD)
+    # The public client an admin logs in through, for the admin API's audience only.
+    (admin_client,) = db_rows(
+        cli, "SELECT secret_hash, audiences FROM clients WHERE client_id = 'tokensmith-admin'"
+    )
+    assert admin_client[0] is None
+    assert json.loads(str(admin_client[1])) == [
+        admin_audience(Settings.model_fields["issuer"].default)
+    ]
 
 
 def test_init_twice_changes_nothing(cli: Cli) -> None:
@@ -74,6 +87,7 @@ def test_init_twice_changes_nothing(cli: Cli) -> None:
     # No password on stdin: an existing admin is not asked for one.
     out = cli.ok("init", "--admin", "root")
     assert "exists, left unchanged" in out
+    assert "admin client tokensmith-admin: exists" in out
     assert "(created" not in out
     assert (cli.data_dir / "master.key").read_bytes() == key_file
     assert key_states(cli) == keys

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from tokensmith.server.services import GRANT_TYPES, NewClient
+from tokensmith.server.services import GRANT_TYPES, NewClient, client_summary
 from tokensmith.server.settings import format_duration, parse_duration
 from tokensmith.store import Client, Repositories
 
@@ -18,21 +18,6 @@ from ._context import CLI_ACTOR, config_option, json_option, load, open_services
 from ._table import echo_json, echo_table, format_time
 
 __all__ = ["clients"]
-
-
-def client_json(client: Client) -> dict[str, object]:
-    # secret_hash is left out on purpose: it is not the secret, but nothing needs it.
-    return {
-        "client_id": client.client_id,
-        "public": client.is_public,
-        "grant_types": list(client.grant_types),
-        "scopes": list(client.scopes),
-        "audiences": list(client.audiences),
-        "access_token_lifetime": client.access_token_lifetime,
-        "disabled": client.disabled,
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-    }
 
 
 def _lifetime(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -129,7 +114,7 @@ def list_clients(as_json: bool, config_path: Path | None) -> None:
 
     found = run_async(go)
     if as_json:
-        echo_json([client_json(c) for c in found])
+        echo_json([client_summary(c) for c in found])
         return
     rows = [
         (

@@ -12,31 +12,22 @@ from pathlib import Path
 
 import click
 
-from tokensmith.errors import TokensmithError
 from tokensmith.keys import (
     Action,
     Activate,
     CreateKey,
     Delete,
     KeyRecord,
-    KeyState,
     Retire,
     Revoke,
-    RotationPolicy,
     deletion_time,
 )
+from tokensmith.server.services import key_summary
 
 from ._context import CLI_ACTOR, config_option, json_option, load, open_services, run_async
 from ._table import echo_json, echo_table, format_time
 
-__all__ = ["NotCurrentKey", "keys"]
-
-
-class NotCurrentKey(TokensmithError):
-    """``keys retire`` names a key that does not sign now (only the current key retires)."""
-
-    code = "not_current_key"
-    description = "Only the current key of a ring can be retired."
+__all__ = ["keys"]
 
 
 def describe(action: Action) -> str:
@@ -52,19 +43,6 @@ def _echo_actions(actions: Sequence[Action], nothing: str) -> None:
         click.echo(nothing)
     for action in actions:
         click.echo(describe(action))
-
-
-def record_json(record: KeyRecord, policy: RotationPolicy) -> dict[str, object]:
-    return {
-        "kid": record.kid,
-        "alg": record.alg,
-        "state": record.state.value,
-        "created_at": record.created_at,
-        "activated_at": record.activated_at,
-        "retired_at": record.retired_at,
-        "revoked_at": record.revoked_at,
-        "deleted_after": deletion_time(record, policy),
-    }
 
 
 @click.group()
@@ -87,7 +65,7 @@ def list_keys(as_json: bool, config_path: Path | None) -> None:
 
     records = run_async(go)
     if as_json:
-        echo_json([record_json(r, policy) for r in records])
+        echo_json([key_summary(r, policy) for r in records])
         return
     rows = [
         (
@@ -145,13 +123,7 @@ def retire(kid: str, config_path: Path | None) -> None:
 
     async def go() -> list[Action]:
         async with open_services(settings) as ctx:
-            ring = ctx.keyring
-            await ring.reload(ctx.db)
-            record = next((r for r in ring.records if r.kid == kid), None)
-            if record is None or record.state is not KeyState.CURRENT:
-                state = "no such key" if record is None else f"it is {record.state.value}"
-                raise NotCurrentKey(f"{kid!r} is not a current key ({state})")
-            return await ring.rotate(ctx.db, record.alg, force=True, actor=CLI_ACTOR)
+            return await ctx.keyring.retire(ctx.db, kid, actor=CLI_ACTOR)
 
     _echo_actions(run_async(go), "nothing to do")
 

@@ -7,13 +7,13 @@ misses a change that happened nor records one that did not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from tokensmith.store import AuditEvent, Database, Repositories, UnknownUser, User
+from tokensmith.server.services import user_summary
+from tokensmith.store import User
 
 from ._context import (
     CLI_ACTOR,
@@ -26,66 +26,7 @@ from ._context import (
 )
 from ._table import echo_json, echo_table, format_time
 
-if TYPE_CHECKING:  # the web stack is imported only when a command opens the services
-    from tokensmith.server.app import ServerContext
-
-__all__ = ["create_user", "users"]
-
-
-def _now(ctx: ServerContext) -> int:
-    return int(ctx.clock.now())
-
-
-def _roles(values: Iterable[str]) -> list[str]:
-    # Roles are compared as given in tokens; upper case is the documented convention
-    # (EDITOR, ADMIN), so "admin" typed by an operator means ADMIN.
-    return list(dict.fromkeys(v.strip().upper() for v in values if v.strip()))
-
-
-def user_json(user: User) -> dict[str, object]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "roles": list(user.roles),
-        "disabled": user.disabled,
-        "profile": dict(user.profile),
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
-
-
-async def create_user(
-    ctx: ServerContext,
-    username: str,
-    password: str,
-    *,
-    roles: Iterable[str],
-    profile: Mapping[str, str] | None = None,
-) -> User:
-    """Hash (in a worker thread, outside the transaction) and store a user with its audit row."""
-    password_hash = await ctx.passwords.hash_async(password)
-    now = _now(ctx)
-    async with ctx.db.transaction() as session:
-        repos = Repositories(session)
-        user = await repos.users.add(
-            username, password_hash, now=now, roles=_roles(roles), profile=profile
-        )
-        await repos.audit.record(
-            AuditEvent.USER_CREATED,
-            at=now,
-            actor=CLI_ACTOR,
-            subject=str(user.id),
-            detail={"username": user.username, "roles": list(user.roles)},
-        )
-    return user
-
-
-async def _require(db: Database, username: str) -> User:
-    async with db.read() as session:
-        user = await Repositories(session).users.get_by_username(username)
-    if user is None:
-        raise UnknownUser(f"no user is named {username!r}")
-    return user
+__all__ = ["users"]
 
 
 @click.group()
@@ -113,7 +54,9 @@ def add(
 
     async def go() -> User:
         async with open_services(settings) as ctx:
-            return await create_user(ctx, username, password, roles=roles, profile=profile)
+            return await ctx.users.create(
+                username, password, roles=roles, profile=profile, actor=CLI_ACTOR
+            )
 
     user = run_async(go)
     click.echo(f"created user {user.username} (id {user.id}, roles {_cell(user.roles)})")
@@ -131,18 +74,12 @@ def list_users(as_json: bool, config_path: Path | None) -> None:
     settings = load(config_path)
 
     async def go() -> list[User]:
-        found: list[User] = []
-        async with open_services(settings) as ctx, ctx.db.read() as session:
-            repo = Repositories(session).users
-            after: str | None = None
-            while page := await repo.list(limit=500, after_username=after):
-                found.extend(page)
-                after = page[-1].username
-        return found
+        async with open_services(settings) as ctx:
+            return await ctx.users.all()
 
     found = run_async(go)
     if as_json:
-        echo_json([user_json(u) for u in found])
+        echo_json([user_summary(u) for u in found])
         return
     rows = [
         (
@@ -170,23 +107,7 @@ def set_roles(username: str, roles: tuple[str, ...], config_path: Path | None) -
 
     async def go() -> User:
         async with open_services(settings) as ctx:
-            user = await _require(ctx.db, username)
-            now = _now(ctx)
-            async with ctx.db.transaction() as session:
-                repos = Repositories(session)
-                changed = await repos.users.set_roles(user.id, _roles(roles), now=now)
-                await repos.audit.record(
-                    AuditEvent.USER_CHANGED,
-                    at=now,
-                    actor=CLI_ACTOR,
-                    subject=str(user.id),
-                    detail={
-                        "username": user.username,
-                        "change": "roles",
-                        "roles": list(changed.roles),
-                    },
-                )
-            return changed
+            return await ctx.users.set_roles(username, roles, actor=CLI_ACTOR)
 
     user = run_async(go)
     click.echo(f"user {user.username}: roles {_cell(user.roles)}")
@@ -204,26 +125,7 @@ def disable(username: str, enable: bool, config_path: Path | None) -> None:
 
     async def go() -> tuple[User, int]:
         async with open_services(settings) as ctx:
-            user = await _require(ctx.db, username)
-            now = _now(ctx)
-            async with ctx.db.transaction() as session:
-                repos = Repositories(session)
-                changed = await repos.users.set_disabled(user.id, not enable, now=now)
-                await repos.audit.record(
-                    AuditEvent.USER_CHANGED,
-                    at=now,
-                    actor=CLI_ACTOR,
-                    subject=str(user.id),
-                    detail={
-                        "username": user.username,
-                        "change": "enabled" if enable else "disabled",
-                    },
-                )
-            revoked = 0
-            if not enable:
-                # A disabled account must not keep working until its access tokens expire.
-                revoked = await ctx.tokens.revoke_all_for_user(user.id, actor=CLI_ACTOR)
-            return changed, revoked
+            return await ctx.users.set_disabled(username, not enable, actor=CLI_ACTOR)
 
     user, revoked = run_async(go)
     if enable:
@@ -241,21 +143,9 @@ def passwd(username: str, config_path: Path | None) -> None:
 
     async def go() -> User:
         async with open_services(settings) as ctx:
-            user = await _require(ctx.db, username)
+            await ctx.users.get(username)  # no password is asked for a user that is not there
             password = read_new_password("New password")
-            password_hash = await ctx.passwords.hash_async(password)
-            now = _now(ctx)
-            async with ctx.db.transaction() as session:
-                repos = Repositories(session)
-                changed = await repos.users.set_password_hash(user.id, password_hash, now=now)
-                await repos.audit.record(
-                    AuditEvent.USER_CHANGED,
-                    at=now,
-                    actor=CLI_ACTOR,
-                    subject=str(user.id),
-                    detail={"username": user.username, "change": "password"},
-                )
-            return changed
+            return await ctx.users.set_password(username, password, actor=CLI_ACTOR)
 
     user = run_async(go)
     click.echo(f"user {user.username}: password changed")
