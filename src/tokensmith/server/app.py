@@ -104,11 +104,12 @@ async def build_services(
         passwords = PasswordHasher(password_parameters)
         policy = throttle_policy(settings)
         auditor = throttle_auditor(db)
-        user_throttle = Throttle(
-            MemoryThrottleStore(), policy, clock=clock, on_throttled=auditor, kind="user"
-        )
+        # One store: wrong passwords and wrong client secrets from an address fill one
+        # address counter (the pair counters' keys differ by kind).
+        counters = MemoryThrottleStore()
+        user_throttle = Throttle(counters, policy, clock=clock, on_throttled=auditor, kind="user")
         client_throttle = Throttle(
-            MemoryThrottleStore(), policy, clock=clock, on_throttled=auditor, kind="client"
+            counters, policy, clock=clock, on_throttled=auditor, kind="client"
         )
         clients = ClientService(db, client_throttle, clock=clock)
         tokens = TokenService(

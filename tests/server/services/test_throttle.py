@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from conftest import NOW
@@ -422,3 +423,66 @@ async def test_unknown_users_and_wrong_passwords_are_throttled_identically(
     assert by_user[0::2] == by_user[1::2]
     # And the real password still works from anywhere else.
     assert await login("alice", "the real password", "192.0.2.3") == ("ok", 0)
+
+
+TIGHT = ThrottlePolicy(free_failures=0, max_delay=0, lock_threshold=5, ip_threshold=8)
+
+
+async def test_attempts_of_one_pair_run_one_at_a_time(
+    store: MemoryThrottleStore, clock: FixedClock
+) -> None:
+    # A burst of concurrent guesses must not all pass the throttle before the first is
+    # counted: the second attempt of a pair waits for the first's verdict.
+    throttle = Throttle(store, TIGHT, clock=clock)
+    first = await throttle.begin(ALICE, ATTACKER)
+    assert first.decision.allowed
+    admitted: list[bool] = []
+
+    async def second() -> None:
+        admitted.append((await throttle.begin(ALICE, ATTACKER)).decision.allowed)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(second)
+        for _ in range(5):
+            await anyio.sleep(0)
+        assert admitted == []  # still waiting
+        other = await throttle.begin(ALICE, HOME)  # another pair is not held up
+        assert other.decision.allowed
+        for _ in range(TIGHT.lock_threshold - 1):
+            await throttle.failed(ALICE, ATTACKER)
+        await first.failed()  # the 5th failure: locked
+    assert admitted == [False]
+
+
+async def test_attempts_in_flight_count_against_the_address(
+    store: MemoryThrottleStore, clock: FixedClock
+) -> None:
+    throttle = Throttle(store, TIGHT, clock=clock)
+    attempts = [await throttle.begin(f"user{i}", ATTACKER) for i in range(12)]
+    assert [a.decision.allowed for a in attempts] == [True] * 8 + [False] * 4
+    assert all(a.decision.reason is ThrottleReason.IP_LOCKED for a in attempts[8:])
+    assert (await throttle.begin(ALICE, HOME)).decision.allowed
+    # Released without a verdict (a database failure): the allowance comes back.
+    for attempt in attempts:
+        attempt.release()
+        attempt.release()  # idempotent
+    assert (await throttle.begin(ALICE, ATTACKER)).decision.allowed
+
+
+async def test_settled_attempts_are_counted_once(
+    store: MemoryThrottleStore, clock: FixedClock
+) -> None:
+    throttle = Throttle(store, TIGHT, clock=clock)
+    for _ in range(4):
+        attempt = await throttle.begin(ALICE, ATTACKER)
+        assert attempt.decision.allowed
+        await attempt.failed()
+        attempt.release()  # after a verdict: nothing more is released
+    state = await store.get(throttle.keys(ALICE, ATTACKER)[0])
+    assert state is not None and state.count == 4
+    last = await throttle.begin(ALICE, ATTACKER)
+    assert last.decision.allowed
+    await last.succeeded()
+    assert await store.get(throttle.keys(ALICE, ATTACKER)[0]) is None
+    with anyio.fail_after(5):  # the gate was released: no deadlock
+        assert (await throttle.begin(ALICE, ATTACKER)).decision.allowed

@@ -60,6 +60,7 @@ from .passwords import (
     normalize_password,
 )
 from .throttle import (
+    Attempt,
     Decision,
     Scope,
     Throttle,
@@ -97,6 +98,7 @@ __all__ = [
     "HS256_KID",
     "MAX_AUDIT_PAGE",
     "AlgorithmNotConfigured",
+    "Attempt",
     "AuditLog",
     "AuditPage",
     "ClientConfigError",

@@ -255,29 +255,32 @@ class ClientService:
         must send none. The throttle is asked before anything is compared; a refusal is
         ``SlowDown`` (429) with the seconds to wait.
         """
-        decision = await self.throttle.check(client_id, address)
-        if not decision.allowed:
-            raise SlowDown(decision.retry_after)
-        async with self.db.read() as session:
-            client = await Repositories(session).clients.get(client_id)
-        if client is not None and client.is_public:
-            ok = secret is None
-        else:
-            stored = _DUMMY_HASH if client is None else client.secret_hash
-            assert stored is not None
-            # The comparison runs for an unknown client too, against a dummy hash.
-            matches = _secret_matches(stored, secret if secret is not None else "")
-            ok = client is not None and secret is not None and matches
-        if not ok:
-            await self.throttle.failed(client_id, address)
-            await self._audit_failure(client_id, address)
-            raise InvalidClient()
-        assert client is not None
-        if client.disabled:
-            # The right credentials of a switched-off client: not a guess, so not counted.
-            raise InvalidClient()
-        await self.throttle.succeeded(client_id, address)
-        return client
+        attempt = await self.throttle.begin(client_id, address)
+        if not attempt.decision.allowed:
+            raise SlowDown(attempt.decision.retry_after)
+        try:
+            async with self.db.read() as session:
+                client = await Repositories(session).clients.get(client_id)
+            if client is not None and client.is_public:
+                ok = secret is None
+            else:
+                stored = _DUMMY_HASH if client is None else client.secret_hash
+                assert stored is not None
+                # The comparison runs for an unknown client too, against a dummy hash.
+                matches = _secret_matches(stored, secret if secret is not None else "")
+                ok = client is not None and secret is not None and matches
+            if not ok:
+                await attempt.failed()
+                await self._audit_failure(client_id, address)
+                raise InvalidClient()
+            assert client is not None
+            if client.disabled:
+                # The right credentials of a switched-off client: not a guess, not counted.
+                raise InvalidClient()
+            await attempt.succeeded()
+            return client
+        finally:
+            attempt.release()  # a database failure or a cancellation: no verdict
 
     async def _audit_failure(self, client_id: str, address: str) -> None:
         async with self.db.transaction() as session:

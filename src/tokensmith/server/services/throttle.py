@@ -32,10 +32,12 @@ import anyio
 
 from tokensmith.clock import Clock, SystemClock
 
+from .throttle_attempt import Attempt, Gates
 from .throttle_keys import address_key, subject_key
 from .throttle_store import MemoryThrottleStore, ThrottleState, ThrottleStore
 
 __all__ = [
+    "Attempt",
     "Decision",
     "MemoryThrottleStore",
     "Scope",
@@ -211,6 +213,15 @@ def record_success(
     return _live(state, now, policy)
 
 
+def with_pending(
+    state: ThrottleState | None, pending: int, now: float, policy: ThrottlePolicy, scope: Scope
+) -> ThrottleState | None:
+    """The counter as if the ``pending`` attempts in flight had all failed at ``now``."""
+    for _ in range(pending):
+        state = record_failure(state, now, policy, scope)
+    return state
+
+
 class Throttle:
     """The throttle service over a store: ``check`` before, ``failed``/``succeeded`` after.
 
@@ -239,6 +250,9 @@ class Throttle:
         # One read-modify-write at a time in this process; concurrent failures would
         # otherwise be lost updates. Several processes need the store to serialize instead.
         self._lock = anyio.Lock()
+        # Admitted attempts not yet settled: per address key, and a gate per pair.
+        self._pending: dict[str, int] = {}
+        self._gates = Gates()
         # Restrictions already reported, so a client hammering a lock adds one audit row
         # per lock, not one per request (bounded, like the store).
         self._reported: dict[tuple[str, float], None] = {}
@@ -257,6 +271,46 @@ class Throttle:
         decision = decide(pair, ip, now, self.policy)
         await self._report(decision, username, address, pair, ip, now)
         return decision
+
+    async def begin(self, username: str, address: str) -> Attempt:
+        """``check`` that also admits the attempt: its ``decision`` says whether it may go
+        ahead; if so, settle it with ``failed``, ``succeeded`` or ``release``.
+
+        Waits while another attempt of the same pair is in flight. Attempts in flight at
+        the address count as its failures until settled.
+        """
+        pair_key, ip_key = self.keys(username, address)
+        await self._gates.acquire(pair_key)
+        try:
+            async with self._lock:
+                now = self.clock.now()
+                pair = await self.store.get(pair_key)
+                ip = with_pending(
+                    await self.store.get(ip_key),
+                    self._pending.get(ip_key, 0),
+                    now,
+                    self.policy,
+                    Scope.IP,
+                )
+                decision = decide(pair, ip, now, self.policy)
+                if decision.allowed:
+                    self._pending[ip_key] = self._pending.get(ip_key, 0) + 1
+        except BaseException:
+            self._gates.release(pair_key)
+            raise
+        if not decision.allowed:
+            self._gates.release(pair_key)
+        await self._report(decision, username, address, pair, ip, now)
+        return Attempt(decision, self, username, address, (pair_key, ip_key))
+
+    def _settle(self, keys: tuple[str, str]) -> None:
+        pair_key, ip_key = keys
+        left = self._pending.get(ip_key, 0) - 1
+        if left > 0:
+            self._pending[ip_key] = left
+        else:
+            self._pending.pop(ip_key, None)
+        self._gates.release(pair_key)
 
     async def failed(self, username: str, address: str) -> Decision:
         """Count a failed check; returns what the next attempt will meet."""

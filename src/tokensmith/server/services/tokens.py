@@ -138,23 +138,26 @@ class TokenService(RevocationMixin):
         except InvalidUsername:
             name = None  # no user can have it: checked like an unknown user
         counted = name if name is not None else username
-        decision = await self.throttle.check(counted, address)
-        if not decision.allowed:
-            raise SlowDown(decision.retry_after)
-        user = None
-        if name is not None:
-            async with self.db.read() as session:
-                user = await Repositories(session).users.get_by_username(name)
-        result = await self.passwords.verify_async(
-            user.password_hash if user is not None else None, password
-        )
-        if not result.ok or user is None or user.disabled:
-            await self.throttle.failed(counted, address)
-            reason = "unknown_user" if user is None else "disabled" if result.ok else "password"
-            await self._audit_login(AuditEvent.LOGIN_FAILED, client, user, address, reason)
-            raise InvalidGrant()
-        new_hash = await self.passwords.hash_async(password) if result.needs_rehash else None
-        await self.throttle.succeeded(counted, address)
+        attempt = await self.throttle.begin(counted, address)
+        if not attempt.decision.allowed:
+            raise SlowDown(attempt.decision.retry_after)
+        try:
+            user = None
+            if name is not None:
+                async with self.db.read() as session:
+                    user = await Repositories(session).users.get_by_username(name)
+            result = await self.passwords.verify_async(
+                user.password_hash if user is not None else None, password
+            )
+            if not result.ok or user is None or user.disabled:
+                await attempt.failed()
+                reason = "unknown_user" if user is None else "disabled" if result.ok else "password"
+                await self._audit_login(AuditEvent.LOGIN_FAILED, client, user, address, reason)
+                raise InvalidGrant()
+            new_hash = await self.passwords.hash_async(password) if result.needs_rehash else None
+            await attempt.succeeded()
+        finally:
+            attempt.release()  # a database failure or a cancellation: no verdict
 
         now = self._now()
         grant = self._grant(str(user.id), client, granted, now, user)
