@@ -6,6 +6,8 @@ from typing import Any
 
 from tokensmith.server.settings import Settings
 
+from .openapi_admin import admin_paths
+
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -53,7 +55,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "description": "OAuth 2.0 token, revocation and introspection endpoints, "
             "the JWKS and RFC 8414 discovery. Forms are parsed strictly: repeated or "
             "unknown parameters, values over 4096 characters, bodies over 64 KiB and "
-            "non-UTF-8 input are refused with 400 invalid_request.",
+            "non-UTF-8 input are refused with 400 invalid_request. The admin API takes "
+            "a bearer access token for the audience {issuer}/admin whose user has the "
+            "role ADMIN, and strict JSON bodies.",
         },
         "servers": [{"url": settings.issuer}],
         "paths": {
@@ -175,6 +179,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json(object_schema, "The OpenAPI document")},
+                }
+            },
+            **admin_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -182,6 +193,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "basic",
                     "description": "client_secret_basic (RFC 6749 section 2.3.1)",
+                },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token for the audience {issuer}/admin, role ADMIN",
                 },
             },
             "responses": {

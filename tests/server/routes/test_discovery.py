@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from starlette.routing import Mount, Route
 
 from tokensmith.jose import JWKSet
 
@@ -95,6 +96,23 @@ async def test_openapi(tmp_path: Path) -> None:
             "/readyz",
         ):
             assert path in document["paths"]
+
+
+async def test_openapi_documents_every_route_and_method(tmp_path: Path) -> None:
+    async with running(tmp_path) as server:
+        document = (await server.http.get("/openapi.json")).json()
+        served: set[tuple[str, str]] = set()
+        for route in server.app.routes:
+            children = route.routes if isinstance(route, Mount) else [route]
+            prefix = route.path if isinstance(route, Mount) else ""
+            for child in children:
+                assert isinstance(child, Route)
+                methods = (child.methods or set()) - {"HEAD"}
+                served |= {(prefix + child.path, m.lower()) for m in methods}
+        documented = {(path, method) for path, item in document["paths"].items() for method in item}
+        assert served == documented
+        admin = document["paths"]["/admin/users"]["post"]
+        assert admin["security"] == [{"bearer": []}]
 
 
 async def test_health(tmp_path: Path) -> None:
