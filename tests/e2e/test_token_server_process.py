@@ -7,9 +7,6 @@ reuse detection; revocation, then introspection says inactive and the feed lists
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,17 +14,12 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from cli._server_cli import PASSWORD, SCRIPT, Cli
+from cli._server_cli import PASSWORD, Cli
 from tokensmith.jose import JWKSet, JWTPolicy, verify_jwt
 
-STARTED = "Application startup complete"
+from .helpers import free_port, serve_process
+
 AUDIENCE = "e2e-api"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -49,41 +41,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--grant", "password", "--grant", "refresh_token", "--grant", "client_credentials",
         "--scope", "api", "--audience", AUDIENCE,
     ).strip()  # fmt: skip
-    proc = subprocess.Popen(
-        [str(SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(120, proc.kill)  # a hung server fails the tests, never hangs them
-    watchdog.start()
-    try:
-        assert proc.stderr is not None
-        log = []
-        for line in proc.stderr:
-            log.append(line)
-            if STARTED in line:
-                break
-        assert STARTED in "".join(log), "".join(log)
-        # Keep draining the log so the server never blocks on a full pipe.
-        drain = threading.Thread(target=proc.stderr.read, daemon=True)
-        drain.start()
+    with serve_process(cli, port):
         yield Server(base, secret)
-        proc.terminate()
-        drain.join(timeout=15)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        finally:
-            watchdog.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
 
 
 def login(server: Server) -> dict[str, str]:
