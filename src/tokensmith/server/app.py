@@ -109,7 +109,12 @@ async def build_services(
         counters = MemoryThrottleStore()
         user_throttle = Throttle(counters, policy, clock=clock, on_throttled=auditor, kind="user")
         client_throttle = Throttle(
-            counters, policy, clock=clock, on_throttled=auditor, kind="client"
+            counters,
+            policy,
+            clock=clock,
+            on_throttled=auditor,
+            kind="client",
+            count_in_flight=False,
         )
         clients = ClientService(db, client_throttle, clock=clock)
         tokens = TokenService(

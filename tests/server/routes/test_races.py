@@ -416,14 +416,6 @@ async def test_wrong_client_secrets_and_passwords_share_the_address_counter(
             await _login(user, auth)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Throttle.begin counts every credential check in flight as a failure of "
-    "its address, so login_ip_threshold concurrent requests with RIGHT credentials from "
-    "one address (services behind one NAT or proxy) are refused 429 with the full lock's "
-    "Retry-After, and one throttled/ip_locked audit row per refusal is written, though "
-    "nothing failed and nothing is locked",
-)
 async def test_concurrent_right_credentials_from_one_address_are_never_throttled(
     tmp_path: Path,
 ) -> None:

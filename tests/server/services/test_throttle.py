@@ -455,12 +455,15 @@ async def test_attempts_of_one_pair_run_one_at_a_time(
 
 
 async def test_attempts_in_flight_count_against_the_address(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: MemoryThrottleStore, clock: FixedClock, recorder: Recorder
 ) -> None:
-    throttle = Throttle(store, TIGHT, clock=clock)
+    throttle = Throttle(store, TIGHT, clock=clock, on_throttled=recorder)
     attempts = [await throttle.begin(f"user{i}", ATTACKER) for i in range(12)]
     assert [a.decision.allowed for a in attempts] == [True] * 8 + [False] * 4
-    assert all(a.decision.reason is ThrottleReason.IP_LOCKED for a in attempts[8:])
+    # Nothing has failed yet: "busy", retry in a second, not a lock and not audited.
+    assert all(a.decision.reason is ThrottleReason.BUSY for a in attempts[8:])
+    assert all(a.decision.retry_after == 1 for a in attempts[8:])
+    assert recorder.events == []
     assert (await throttle.begin(ALICE, HOME)).decision.allowed
     # Released without a verdict (a database failure): the allowance comes back.
     for attempt in attempts:
@@ -486,3 +489,35 @@ async def test_settled_attempts_are_counted_once(
     assert await store.get(throttle.keys(ALICE, ATTACKER)[0]) is None
     with anyio.fail_after(5):  # the gate was released: no deadlock
         assert (await throttle.begin(ALICE, ATTACKER)).decision.allowed
+
+
+async def test_without_count_in_flight_concurrent_attempts_are_all_admitted(
+    store: MemoryThrottleStore, clock: FixedClock
+) -> None:
+    # The client throttle: many requests of services at one address at once are normal.
+    throttle = Throttle(store, TIGHT, clock=clock, count_in_flight=False)
+    attempts = [await throttle.begin(f"client{i}", ATTACKER) for i in range(30)]
+    assert all(a.decision.allowed for a in attempts)
+
+
+async def test_concurrent_refusals_of_one_lock_write_one_event(
+    store: MemoryThrottleStore, clock: FixedClock
+) -> None:
+    slow = anyio.Event()
+    events: list[ThrottleEvent] = []
+
+    async def slow_recorder(event: ThrottleEvent) -> None:
+        events.append(event)
+        await slow.wait()
+
+    throttle = Throttle(store, TIGHT, clock=clock, on_throttled=slow_recorder)
+    for _ in range(TIGHT.lock_threshold - 1):
+        await throttle.failed(ALICE, ATTACKER)
+    async with anyio.create_task_group() as group:
+        group.start_soon(throttle.failed, ALICE, ATTACKER)  # locks; its event write waits
+        for _ in range(5):
+            group.start_soon(throttle.check, ALICE, ATTACKER)
+        for _ in range(10):
+            await anyio.sleep(0)
+        slow.set()
+    assert len(events) == 1

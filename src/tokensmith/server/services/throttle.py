@@ -17,8 +17,9 @@ second ``Throttle(kind="client")``) must call ``check`` first and refuse with 42
 Retry-After when it says no, without looking at the credential (CVE-2026-9798).
 
 The decision functions are pure (state and time in, state or decision out); ``Throttle``
-runs them over a ``ThrottleStore`` (``MemoryThrottleStore`` here; a database one wraps the
-store's login-failure repository).
+runs them over a ``ThrottleStore``: ``MemoryThrottleStore`` (one process) or
+``DatabaseThrottleStore`` (``throttle_db``: shared by every worker and instance), whose
+atomic ``update`` makes failures counted in different processes add up.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
+from typing import cast
 
 import anyio
 
@@ -34,9 +37,10 @@ from tokensmith.clock import Clock, SystemClock
 
 from .throttle_attempt import Attempt, Gates
 from .throttle_keys import address_key, subject_key
-from .throttle_store import MemoryThrottleStore, ThrottleState, ThrottleStore
+from .throttle_store import AtomicThrottleStore, MemoryThrottleStore, ThrottleState, ThrottleStore
 
 __all__ = [
+    "AtomicThrottleStore",
     "Attempt",
     "Decision",
     "MemoryThrottleStore",
@@ -97,6 +101,7 @@ class ThrottleReason(StrEnum):
     DELAY = "delay"  # the (username, address) pair must wait before its next attempt
     LOCKED = "locked"  # the (username, address) pair is locked
     IP_LOCKED = "ip_locked"  # the address is locked for every username
+    BUSY = "busy"  # as many attempts in flight at the address as it has failures left
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,15 +246,20 @@ class Throttle:
         on_throttled: OnThrottled | None = None,
         kind: str = "user",
         reported_capacity: int = 4096,
+        count_in_flight: bool = True,
     ) -> None:
         self.store = store
         self.policy = policy or ThrottlePolicy()
         self.clock: Clock = clock or SystemClock()
         self.kind = kind
+        # Worth it for passwords (a guess can succeed); client secrets are 256 random bits,
+        # and services legitimately send many requests at once from one address.
+        self.count_in_flight = count_in_flight
         self._on_throttled = on_throttled
         # One read-modify-write at a time in this process; concurrent failures would
-        # otherwise be lost updates. Several processes need the store to serialize instead.
+        # otherwise be lost updates. Across processes the store's atomic update serializes.
         self._lock = anyio.Lock()
+        self._atomic = isinstance(store, AtomicThrottleStore)
         # Admitted attempts not yet settled: per address key, and a gate per pair.
         self._pending: dict[str, int] = {}
         self._gates = Gates()
@@ -276,8 +286,10 @@ class Throttle:
         """``check`` that also admits the attempt: its ``decision`` says whether it may go
         ahead; if so, settle it with ``failed``, ``succeeded`` or ``release``.
 
-        Waits while another attempt of the same pair is in flight. Attempts in flight at
-        the address count as its failures until settled.
+        Waits while another attempt of the same pair is in flight. With
+        ``count_in_flight``, the address's attempts in flight count as its failures until
+        settled: one that only they would refuse is answered ``BUSY`` (retry in a second,
+        not audited, since nothing has failed yet).
         """
         pair_key, ip_key = self.keys(username, address)
         await self._gates.acquire(pair_key)
@@ -285,16 +297,17 @@ class Throttle:
             async with self._lock:
                 now = self.clock.now()
                 pair = await self.store.get(pair_key)
-                ip = with_pending(
-                    await self.store.get(ip_key),
-                    self._pending.get(ip_key, 0),
-                    now,
-                    self.policy,
-                    Scope.IP,
-                )
+                ip = await self.store.get(ip_key)
                 decision = decide(pair, ip, now, self.policy)
+                in_flight = self._pending.get(ip_key, 0)
+                if decision.allowed and self.count_in_flight and in_flight:
+                    busy = with_pending(ip, in_flight, now, self.policy, Scope.IP)
+                    if not decide(pair, busy, now, self.policy).allowed:
+                        decision = Decision(
+                            allowed=False, retry_after=1, reason=ThrottleReason.BUSY
+                        )
                 if decision.allowed:
-                    self._pending[ip_key] = self._pending.get(ip_key, 0) + 1
+                    self._pending[ip_key] = in_flight + 1
         except BaseException:
             self._gates.release(pair_key)
             raise
@@ -317,10 +330,18 @@ class Throttle:
         pair_key, ip_key = self.keys(username, address)
         async with self._lock:
             now = self.clock.now()
-            pair = record_failure(await self.store.get(pair_key), now, self.policy, Scope.USER_IP)
-            ip = record_failure(await self.store.get(ip_key), now, self.policy, Scope.IP)
-            await self.store.put(pair_key, pair)
-            await self.store.put(ip_key, ip)
+            fail_pair = partial(record_failure, now=now, policy=self.policy, scope=Scope.USER_IP)
+            fail_ip = partial(record_failure, now=now, policy=self.policy, scope=Scope.IP)
+            if self._atomic:
+                # Counted by the store with no writer in between, whichever process.
+                store = cast(AtomicThrottleStore, self.store)
+                counted = await store.update({pair_key: fail_pair, ip_key: fail_ip})
+                pair, ip = counted[pair_key], counted[ip_key]
+            else:
+                pair = fail_pair(await self.store.get(pair_key))
+                ip = fail_ip(await self.store.get(ip_key))
+                await self.store.put(pair_key, pair)
+                await self.store.put(ip_key, ip)
         decision = decide(pair, ip, now, self.policy)
         await self._report(decision, username, address, pair, ip, now)
         return decision
@@ -351,19 +372,24 @@ class Throttle:
         if key in self._reported:
             return
         counter = ip if by_ip else pair
-        await self._on_throttled(
-            ThrottleEvent(
-                kind=self.kind,
-                username=username,
-                address=address,
-                reason=decision.reason,
-                retry_after=decision.retry_after,
-                until=decision.until,
-                failures=counter.count if counter is not None else 0,
-                at=now,
-            )
-        )
-        # Marked only once delivered: a failing audit write is retried on the next request.
+        # Marked before the await: concurrent refusals of one lock must not each write a
+        # row. Unmarked if delivery fails, so the next request offers it again.
         self._reported[key] = None
+        try:
+            await self._on_throttled(
+                ThrottleEvent(
+                    kind=self.kind,
+                    username=username,
+                    address=address,
+                    reason=decision.reason,
+                    retry_after=decision.retry_after,
+                    until=decision.until,
+                    failures=counter.count if counter is not None else 0,
+                    at=now,
+                )
+            )
+        except BaseException:
+            self._reported.pop(key, None)
+            raise
         while len(self._reported) > self._reported_capacity:
             del self._reported[next(iter(self._reported))]
