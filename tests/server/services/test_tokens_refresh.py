@@ -186,3 +186,13 @@ async def test_garbage_and_unknown_tokens_are_invalid_grants(env: Env, token: st
         await env.tokens.refresh_grant(client, token, None)
     with pytest.raises(InvalidGrant):
         await env.tokens.refresh_grant(client, random_token(), None)
+
+
+async def test_no_grace_means_any_reuse_is_detected(tmp_path: Path) -> None:
+    # refresh_reuse_grace = 0 switches the grace off, even within the same second.
+    async with make_env(tmp_path, refresh_reuse_grace=0) as env:
+        first, client = await login(env)
+        await env.tokens.refresh_grant(client, refresh_of(first), None)
+        with pytest.raises(InvalidGrant):
+            await env.tokens.refresh_grant(client, refresh_of(first), None)
+        assert len(await env.audit(AuditEvent.REFRESH_REUSE_DETECTED)) == 1

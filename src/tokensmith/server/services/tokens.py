@@ -271,7 +271,8 @@ class TokenService(RevocationMixin):
             if row is None or row.client_id != client.client_id or row.revoked_at is not None:
                 raise InvalidGrant()
             if row.used_at is not None:
-                if now - row.used_at <= self.settings.refresh_reuse_grace:
+                grace = self.settings.refresh_reuse_grace
+                if grace > 0 and now - row.used_at <= grace:  # 0: no grace at all
                     repeat = await self._repeat(repos, row, successor, client, requested, now)
                     if repeat is not None:
                         return repeat
