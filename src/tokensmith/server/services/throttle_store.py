@@ -1,19 +1,26 @@
 """Where the throttle keeps its counters: the state value, the store protocol, a memory store.
 
-A database store (the lead's adapter over the login-failures repository) needs one row per
-key with the five ``ThrottleState`` fields, an index on ``expires_at`` for ``prune``, and
-``put`` as an upsert. The protocol is deliberately four calls; ``Throttle`` serializes its
-read-modify-write per process, and a store shared by several processes should run
-``get``+``put`` of one key in one write transaction or accept a rarely lost count.
+The protocol is four calls (``get``, ``put``, ``delete``, ``prune``). ``Throttle``
+serializes its read-modify-write of a counter per process; a store shared by several
+processes (``DatabaseThrottleStore`` in ``throttle_db``) also provides ``update``, which
+applies the change to each counter with no other writer in between, and ``Throttle``
+uses it for every failure (``AtomicThrottleStore``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["MemoryThrottleStore", "ThrottleState", "ThrottleStore"]
+__all__ = [
+    "AtomicThrottleStore",
+    "MemoryThrottleStore",
+    "StateChange",
+    "ThrottleState",
+    "ThrottleStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,21 @@ class ThrottleStore(Protocol):
 
     async def prune(self, now: float) -> int:
         """Delete every state with ``expires_at <= now``; return how many went."""
+        ...
+
+
+#: A counter's next state from its current one (None: no counter yet); pure, since a
+#: store may apply it more than once.
+StateChange = Callable[[ThrottleState | None], ThrottleState]
+
+
+@runtime_checkable
+class AtomicThrottleStore(ThrottleStore, Protocol):
+    """A store shared by several processes: ``update`` is its atomic read-modify-write."""
+
+    async def update(self, changes: Mapping[str, StateChange]) -> dict[str, ThrottleState]:
+        """Replace each key's state by ``change(state)``, all or nothing, with no other
+        writer (in any process) between the read and the write; return the new states."""
         ...
 
 
