@@ -1,4 +1,5 @@
-# The scripts to rule them all: `make run`, `make test`, `make bench`, `make lint`, `make fmt`.
+# The scripts to rule them all: `make run`, `make test`, `make bench`, `make bench-server`,
+# `make lint`, `make fmt`.
 # Everything runs from a local .venv that these targets create and keep in step with pyproject.toml.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench clean
+.PHONY: run test lint fmt typecheck bench bench-server clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,14 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/jose_bench.py
+
+# The token server under load (bench/server_bench.py): real `tokensmith serve` processes
+# driven by wrk, which is installed from Debian when missing. BENCH_SERVER_ARGS passes flags,
+# e.g. `make bench-server BENCH_SERVER_ARGS="--rounds 5 --json /tmp/server.json"`.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-server: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(BIN)/python bench/server_bench.py $(BENCH_SERVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
