@@ -25,10 +25,12 @@ from tokensmith.errors import (
     InvalidType,
     JWKError,
     KeyNotFound,
+    KeySetUnavailable,
     KeyUnusable,
     MalformedToken,
     MissingClaim,
     NotYetValid,
+    RevokedToken,
     TokenError,
     TokensmithError,
     TokenTooLarge,
@@ -61,6 +63,7 @@ CODES = {
     AmbiguousKey: "ambiguous_key",
     KeyUnusable: "key_unusable",
     BadSignature: "bad_signature",
+    RevokedToken: "revoked_token",
     ClaimError: "invalid_claim",
     MissingClaim: "missing_claim",
     InvalidClaim: "invalid_claim",
@@ -69,7 +72,11 @@ CODES = {
     JWKError: "invalid_key",
     InvalidKey: "invalid_key",
     InvalidKeySet: "invalid_key_set",
+    KeySetUnavailable: "key_set_unavailable",
 }
+
+#: Raised by the verifier SDK only; the JOSE core neither raises nor re-exports them.
+VERIFIER_ONLY = {RevokedToken, KeySetUnavailable}
 
 PARENTS = {
     TokenError: TokensmithError,
@@ -82,6 +89,7 @@ PARENTS = {
     AmbiguousKey: TokenError,
     KeyUnusable: TokenError,
     BadSignature: TokenError,
+    RevokedToken: TokenError,
     ClaimError: TokenError,
     MissingClaim: ClaimError,
     InvalidClaim: ClaimError,
@@ -90,6 +98,7 @@ PARENTS = {
     JWKError: TokensmithError,
     InvalidKey: JWKError,
     InvalidKeySet: JWKError,
+    KeySetUnavailable: TokensmithError,
 }
 
 
@@ -118,8 +127,14 @@ def test_hierarchy() -> None:
 
 
 def test_jose_reexports_the_same_classes() -> None:
-    for cls in CODES:
+    for cls in set(CODES) - VERIFIER_ONLY:
         assert getattr(jose, cls.__name__) is cls
+
+
+def test_an_unavailable_key_set_is_not_a_token_error() -> None:
+    # Nothing is known about the token: adapters answer 503, and clients keep it.
+    assert not issubclass(KeySetUnavailable, TokenError)
+    assert issubclass(RevokedToken, TokenError)
 
 
 def test_codes_are_snake_case() -> None:

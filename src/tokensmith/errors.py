@@ -20,14 +20,20 @@ the call instead, so the 401 path stays free of programmer bugs.
     │   ├── AmbiguousKey                 ambiguous_key
     │   ├── KeyUnusable                  key_unusable
     │   ├── BadSignature                 bad_signature
+    │   ├── RevokedToken                 revoked_token
     │   └── ClaimError                   (abstract: carries ``claim``)
     │       ├── MissingClaim             missing_claim
     │       ├── InvalidClaim             invalid_claim
     │       ├── ExpiredToken             expired_token
     │       └── NotYetValid              not_yet_valid
-    └── JWKError                         (abstract)
-        ├── InvalidKey                   invalid_key
-        └── InvalidKeySet                invalid_key_set
+    ├── JWKError                         (abstract)
+    │   ├── InvalidKey                   invalid_key
+    │   └── InvalidKeySet                invalid_key_set
+    └── KeySetUnavailable                key_set_unavailable
+
+``KeySetUnavailable`` is not a ``TokenError``: the verifier has no usable key set
+(the JWKS could not be fetched and no cached copy is left), so nothing is known about
+the token. An HTTP adapter answers it 503, not 401, so clients keep their tokens.
 """
 
 from __future__ import annotations
@@ -44,10 +50,12 @@ __all__ = [
     "InvalidType",
     "JWKError",
     "KeyNotFound",
+    "KeySetUnavailable",
     "KeyUnusable",
     "MalformedToken",
     "MissingClaim",
     "NotYetValid",
+    "RevokedToken",
     "TokenError",
     "TokenTooLarge",
     "TokensmithError",
@@ -122,6 +130,11 @@ class BadSignature(TokenError):
     description = "The signature does not verify."
 
 
+class RevokedToken(TokenError):
+    code = "revoked_token"
+    description = "The token has been revoked."
+
+
 class ClaimError(TokenError):
     """A claim is missing, of the wrong type, or has a value that fails a check."""
 
@@ -176,3 +189,8 @@ class InvalidKey(JWKError):
 class InvalidKeySet(JWKError):
     code = "invalid_key_set"
     description = "The key set is invalid."
+
+
+class KeySetUnavailable(TokensmithError):
+    code = "key_set_unavailable"
+    description = "No usable key set: the JWKS could not be fetched and no cached copy is left."
