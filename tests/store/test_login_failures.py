@@ -1,72 +1,152 @@
-"""Failed-login counters: increment, lock, reset, prune."""
+"""Failed-login counters: put (upsert), get, update (atomic), reset, prune by expiry.
+
+The repository used to count with ``increment``/``lock`` and prune by idleness, in whole
+seconds; it now holds the throttle's state as is (float times, the expiry its policy
+gave it), so these tests follow the new shape.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+from dataclasses import replace
 
 import pytest
 
 from conftest import NOW
-from tokensmith.store import Database, LoginFailure, Repositories
+from tokensmith.store import ConcurrentChange, Database, LoginFailure, Repositories
 
 pytestmark = pytest.mark.anyio
 
-KEY = "u:alice|ip:192.0.2.1"
+KEY = "user:alice|ip:192.0.2.1"
+# Sub-second instants, as the throttle's clock gives them.
+AT = NOW + 0.123456789
+FAILURE = LoginFailure(KEY, 1, AT, AT, None, AT + 900)
 
 
-async def increment(db: Database, key: str, at: int) -> LoginFailure:
+def counted(failure: LoginFailure | None, at: float = AT) -> LoginFailure:
+    """One more failure (the change a throttle would apply, minus its policy)."""
+    if failure is None:
+        return LoginFailure(KEY, 1, at, at, None, at + 900)
+    return replace(failure, count=failure.count + 1, last_at=at, expires_at=at + 900)
+
+
+async def put(db: Database, failure: LoginFailure) -> None:
     async with db.transaction() as session:
-        return await Repositories(session).login_failures.increment(key, at)
+        await Repositories(session).login_failures.put(failure)
 
 
-async def test_increment_counts_from_one(db: Database) -> None:
-    assert await increment(db, KEY, NOW) == LoginFailure(KEY, 1, NOW, NOW, None)
-    assert await increment(db, KEY, NOW + 5) == LoginFailure(KEY, 2, NOW, NOW + 5, None)
+async def get(db: Database, key: str = KEY) -> LoginFailure | None:
     async with db.read() as session:
-        failures = Repositories(session).login_failures
-        assert (await failures.get(KEY)) == LoginFailure(KEY, 2, NOW, NOW + 5, None)
-        assert await failures.get("ip:192.0.2.1") is None
-        found = await failures.get_many([KEY, "ip:192.0.2.1"])
-    assert list(found) == [KEY]
+        return await Repositories(session).login_failures.get(key)
 
 
-async def test_concurrent_increments_are_all_counted(db: Database) -> None:
-    await asyncio.gather(*(increment(db, KEY, NOW) for _ in range(8)))
+async def count_one(db: Database) -> LoginFailure | None:
+    async with db.transaction() as session:
+        return await Repositories(session).login_failures.update(KEY, counted)
+
+
+async def test_put_and_get_keep_every_field_exactly(db: Database) -> None:
+    assert await get(db) is None
+    await put(db, FAILURE)
+    assert await get(db) == FAILURE
+    locked = LoginFailure(KEY, 20, AT, AT + 0.5, AT + 900.25, AT + 900.25)
+    await put(db, locked)  # an upsert: replaces the counter
+    stored = await get(db)
+    assert stored == locked
+    assert stored is not None and stored.locked(AT + 900.2) and not stored.locked(AT + 900.25)
     async with db.read() as session:
-        failure = await Repositories(session).login_failures.get(KEY)
-    assert failure is not None and failure.count == 8
+        found = await Repositories(session).login_failures.get_many([KEY, "ip:192.0.2.1"])
+    assert found == {KEY: locked}
 
 
-async def test_lock_and_reset(db: Database) -> None:
-    await increment(db, KEY, NOW)
+async def test_update_creates_changes_and_deletes(db: Database) -> None:
+    assert await count_one(db) == FAILURE
+    assert await count_one(db) == replace(FAILURE, count=2)
     async with db.transaction() as session:
         failures = Repositories(session).login_failures
-        await failures.lock(KEY, NOW + 60)
-        locked = await failures.get(KEY)
-        assert locked is not None and locked.locked(NOW + 59) and not locked.locked(NOW + 60)
-        with pytest.raises(LookupError):
-            await failures.lock("ip:198.51.100.7", NOW + 60)
+        assert await failures.update(KEY, lambda failure: None) is None
+        assert await failures.get(KEY) is None
+        assert await failures.update(KEY, lambda failure: None) is None  # nothing to delete
+        with pytest.raises(ValueError, match="key"):
+            await failures.update(KEY, lambda failure: replace(FAILURE, key="other"))
+
+
+async def test_concurrent_updates_through_two_databases_are_all_counted(
+    db: Database, db_url: str
+) -> None:
+    # Two "workers": separate engines and connections on one SQLite file. Each update is
+    # a read-modify-write; were the read and the write separate transactions, concurrent
+    # ones would overwrite each other's counts.
+    n = 40
+    async with Database.open(db_url) as other:
+        results = await asyncio.gather(*(count_one(each) for each in [db, other] * n))
+        final = await get(other)
+    assert final is not None and final.count == 2 * n
+    # Every update saw a different count: none read a state another had already changed.
+    assert sorted(r.count for r in results if r is not None) == list(range(1, 2 * n + 1))
+
+
+async def test_update_gives_up_only_when_the_row_keeps_changing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokensmith.store import login_failures
+
+    async def vanished(self: login_failures.LoginFailureRepository, values: object) -> bool:
+        return False  # as if the row were deleted between our read and our write, always
+
+    await put(db, FAILURE)
+    monkeypatch.setattr(login_failures.LoginFailureRepository, "_replace", vanished)
+    calls = 0
+
+    def change(failure: LoginFailure | None) -> LoginFailure:
+        nonlocal calls
+        calls += 1
+        return counted(failure)
+
+    with pytest.raises(ConcurrentChange):
+        async with db.transaction() as session:
+            await Repositories(session).login_failures.update(KEY, change)
+    assert calls == 5  # retried, bounded
+
+
+async def test_reset(db: Database) -> None:
+    await put(db, FAILURE)
+    async with db.transaction() as session:
+        failures = Repositories(session).login_failures
         await failures.reset(KEY)
+        await failures.reset(KEY)  # twice is fine
         assert await failures.get(KEY) is None
 
 
-async def test_prune_spares_recent_and_locked_counters(db: Database) -> None:
-    await increment(db, "old", NOW)
-    await increment(db, "old-locked", NOW)
-    await increment(db, "recent", NOW + 900)
+async def test_prune_deletes_by_expiry(db: Database) -> None:
+    await put(db, replace(FAILURE, key="expired", expires_at=AT))
+    await put(db, replace(FAILURE, key="edge", expires_at=AT + 10))
+    # Idle for long but locked: its expiry is the lock's end, so it stays.
+    await put(db, LoginFailure("locked", 20, NOW - 5000, NOW - 5000, AT + 11, AT + 11))
     async with db.transaction() as session:
         failures = Repositories(session).login_failures
-        await failures.lock("old-locked", NOW + 2000)
-        assert await failures.prune(NOW + 1000, idle=600) == 1
-        assert sorted(await failures.get_many(["old", "old-locked", "recent"])) == [
-            "old-locked",
-            "recent",
-        ]
-        assert await failures.prune(NOW + 2000, idle=600) == 2
+        assert await failures.prune(AT + 10) == 2
+        assert list(await failures.get_many(["expired", "edge", "locked"])) == ["locked"]
+        assert await failures.prune(AT + 10.5) == 0
+        assert await failures.prune(AT + 11) == 1
 
 
-async def test_keys_are_checked(db: Database) -> None:
-    with pytest.raises(ValueError):
-        await increment(db, "", NOW)
-    with pytest.raises(ValueError):
-        await increment(db, "k" * 511, NOW)
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"key": ""}, ValueError),
+        ({"key": "k" * 511}, ValueError),
+        ({"count": -1}, ValueError),
+        ({"count": 1.0}, TypeError),
+        ({"first_at": -0.5}, ValueError),
+        ({"last_at": math.nan}, ValueError),
+        ({"locked_until": math.inf}, ValueError),
+        ({"expires_at": True}, TypeError),
+        ({"expires_at": "soon"}, TypeError),
+    ],
+)
+async def test_values_are_checked(db: Database, change: dict[str, object], error: type) -> None:
+    with pytest.raises(error):
+        await put(db, replace(FAILURE, **change))  # type: ignore[arg-type]
+    assert await get(db) is None

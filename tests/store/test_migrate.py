@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from tokensmith.store import (
     Database,
+    LoginFailure,
     Repositories,
     create_engine,
     current_revision,
@@ -61,7 +62,7 @@ async def test_upgrade_from_empty_creates_every_table(db_url: str) -> None:
         assert await table_names(db) == set()
         await upgrade(db)
         assert await table_names(db) == TABLES | {"alembic_version"}
-        assert await current_revision(db) == head_revision() == "0001"
+        assert await current_revision(db) == head_revision() == "0002"
 
 
 async def test_upgrade_twice_is_a_no_op(db: Database) -> None:
@@ -139,6 +140,53 @@ async def test_downgrade_to_base_and_back(db: Database) -> None:
     assert await differences(db, Base.metadata) == []
 
 
+async def run_alembic(db: Database, action: str, revision: str) -> None:
+    def run(connection: Connection) -> None:
+        config = make_config()
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+
+    async with db.engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def test_0002_gives_login_failures_float_times_and_an_expiry(db_url: str) -> None:
+    # Counters written under 0001 (whole seconds, no expiry) survive the upgrade with the
+    # latest expiry any policy could have given them: one day of quiet, or the lock's end.
+    async with Database.open(db_url) as db:
+        await upgrade(db, "0001")
+        async with db.engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO login_failures (key, count, first_at, last_at, locked_until) "
+                "VALUES ('idle', 3, 100, 200, NULL), ('locked', 25, 100, 200, 500000)"
+            )
+        await upgrade(db)
+        assert await current_revision(db) == "0002"
+        async with db.read() as session:
+            failures = await Repositories(session).login_failures.get_many(["idle", "locked"])
+        assert failures["idle"] == LoginFailure("idle", 3, 100.0, 200.0, None, 200.0 + 86_400)
+        assert failures["locked"] == LoginFailure("locked", 25, 100.0, 200.0, 500_000.0, 500_000.0)
+        assert await differences(db, Base.metadata) == []
+
+        # Sub-second times are kept exactly, and going back rounds them up: a lock or a
+        # delay never ends earlier than recorded.
+        async with db.transaction() as session:
+            await Repositories(session).login_failures.put(
+                LoginFailure("idle", 4, 100.25, 200.5, 300.0001, 400.75)
+            )
+        await run_alembic(db, "downgrade", "0001")
+        async with db.engine.connect() as connection:
+            result = await connection.exec_driver_sql(
+                "SELECT key, first_at, last_at, locked_until, typeof(last_at) FROM login_failures"
+                " ORDER BY key"
+            )
+            rows = [tuple(row) for row in result.all()]
+        assert rows == [
+            ("idle", 101, 201, 301, "integer"),
+            ("locked", 100, 200, 500_000, "integer"),
+        ]
+
+
 def test_upgrade_sync_for_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "cli.db"
     upgrade_sync(f"sqlite+aiosqlite:///{path}")
@@ -174,6 +222,7 @@ def test_migrations_ship_inside_the_package() -> None:
     # No alembic.ini at run time: the script location is the package directory.
     assert (MIGRATIONS / "env.py").is_file()
     assert (MIGRATIONS / "versions" / "0001_initial.py").is_file()
+    assert (MIGRATIONS / "versions" / "0002_login_failures_instants.py").is_file()
     assert make_config().get_main_option("script_location") == str(MIGRATIONS)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conftest import NOW
-from tokensmith.store import Database, PruneCounts, Repositories, hash_token, prune
+from tokensmith.store import (
+    Database,
+    LoginFailure,
+    PruneCounts,
+    Repositories,
+    hash_token,
+    prune,
+)
 
 from .helpers import add_client, add_user
 
@@ -32,10 +39,12 @@ async def test_prune_removes_only_what_expired(db: Database) -> None:
         await repos.revocations.set_not_before("alice", NOW)
         await repos.audit.record("login_ok", at=NOW - 100)
         await repos.audit.record("login_ok", at=NOW + 50)
-        await repos.login_failures.increment("ip:192.0.2.1", NOW)
+        # Failure counters go by the expiry the throttle gave them (NOW + 100 is due).
+        for key, expires in (("ip:192.0.2.1", NOW + 100), ("ip:192.0.2.2", NOW + 100.5)):
+            await repos.login_failures.put(LoginFailure(key, 1, NOW, NOW, None, expires))
     async with db.transaction() as session:
         counts = await prune(
-            session, NOW + 100, audit_retention=60, token_lifetime=99, failure_idle=100
+            session, NOW + 100, audit_retention=60, token_lifetime=99, login_failures=True
         )
     assert counts == PruneCounts(refresh_tokens=1, revocations=2, audit_entries=1, login_failures=1)
     async with db.read() as session:
@@ -47,13 +56,14 @@ async def test_prune_removes_only_what_expired(db: Database) -> None:
         assert await repos.revocations.get_not_before("alice") is None
         assert [e.at for e in await repos.audit.page()] == [NOW + 50]
         assert await repos.login_failures.get("ip:192.0.2.1") is None
+        assert await repos.login_failures.get("ip:192.0.2.2") is not None
 
 
 async def test_prune_keeps_optional_kinds_by_default(db: Database) -> None:
     async with db.transaction() as session:
         repos = Repositories(session)
         await repos.revocations.set_not_before("alice", NOW)
-        await repos.login_failures.increment("ip:192.0.2.1", NOW)
+        await repos.login_failures.put(LoginFailure("ip:192.0.2.1", 1, NOW, NOW, None, NOW))
     async with db.transaction() as session:
         counts = await prune(session, NOW + 10**6, audit_retention=60)
     assert counts == PruneCounts(0, 0, 0, 0)

@@ -6,8 +6,9 @@ exit 1, not as a traceback from inside the ASGI lifespan.
 
 With ``--workers`` > 1 uvicorn needs an import string, so each worker builds its app
 with ``worker_app`` (factory mode) from the same environment. ``--config`` reaches the
-workers as ``TOKENSMITH_CONFIG``; ``--host``, ``--port`` and ``--workers`` concern only
-uvicorn, so they need not reach the app.
+workers as ``TOKENSMITH_CONFIG`` and ``--workers`` as ``TOKENSMITH_WORKERS`` (the
+``auto`` throttle store keeps its counters in the database when there are several);
+``--host`` and ``--port`` concern only uvicorn, so they need not reach the app.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tokensmith.server.settings import CONFIG_ENV_VAR
+from tokensmith.server.settings import CONFIG_ENV_VAR, env_name
 
 from ._context import config_option, load, open_services, run_async
 
@@ -78,6 +79,9 @@ def serve(
     if workers > 1:
         if config_path is not None:
             os.environ[CONFIG_ENV_VAR] = str(config_path.resolve())
+        # The workers' settings must see how many they are, flag or not: with a
+        # per-process throttle, N workers would give an attacker N times the allowance.
+        os.environ[env_name("workers")] = str(workers)
         uvicorn.run(
             WORKER_APP,
             factory=True,

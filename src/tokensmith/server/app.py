@@ -24,11 +24,13 @@ from tokensmith.clock import Clock, SystemClock
 from tokensmith.server.services import (
     AuditLog,
     ClientService,
+    DatabaseThrottleStore,
     KeyRing,
     MemoryThrottleStore,
     PasswordHasher,
     Throttle,
     ThrottlePolicy,
+    ThrottleStore,
     TokenService,
     UserService,
     derive_refresh_secret,
@@ -42,7 +44,13 @@ from tokensmith.store import Database, prune, upgrade
 from .http_errors import CatchAllMiddleware, exception_handlers
 from .routes import routes
 
-__all__ = ["MAINTENANCE_INTERVAL", "ServerContext", "build_services", "create_app"]
+__all__ = [
+    "MAINTENANCE_INTERVAL",
+    "ServerContext",
+    "build_services",
+    "create_app",
+    "throttle_store",
+]
 
 logger = logging.getLogger("tokensmith.server")
 
@@ -82,6 +90,13 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
     )
 
 
+def throttle_store(settings: Settings, db: Database) -> ThrottleStore:
+    """The counters of the throttles, as ``throttle_store`` (``auto`` decided) says."""
+    if settings.resolved_throttle_store() == "database":
+        return DatabaseThrottleStore(db)
+    return MemoryThrottleStore()
+
+
 @asynccontextmanager
 async def build_services(
     settings: Settings,
@@ -105,8 +120,9 @@ async def build_services(
         policy = throttle_policy(settings)
         auditor = throttle_auditor(db)
         # One store: wrong passwords and wrong client secrets from an address fill one
-        # address counter (the pair counters' keys differ by kind).
-        counters = MemoryThrottleStore()
+        # address counter (the pair counters' keys differ by kind). In the database, it is
+        # also one store for every worker and instance.
+        counters = throttle_store(settings, db)
         user_throttle = Throttle(counters, policy, clock=clock, on_throttled=auditor, kind="user")
         client_throttle = Throttle(
             counters,
@@ -154,7 +170,9 @@ async def prune_once(ctx: ServerContext) -> None:
             # No access token outlives access_token_lifetime (the token service caps
             # per-client lifetimes at it), so older not-before times can go.
             token_lifetime=settings.access_token_lifetime + settings.leeway,
-            failure_idle=settings.login_window_seconds,
+            # Counters whose expiry has come; the database throttle store's own prune
+            # below deletes the same rows (and the memory store's are in memory).
+            login_failures=True,
         )
     await ctx.user_throttle.prune()
     await ctx.client_throttle.prune()

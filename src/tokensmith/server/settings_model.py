@@ -29,12 +29,21 @@ from .settings_checks import (
     normalize_issuer,
 )
 
-__all__ = ["ENV_PREFIX", "Algorithm", "LogLevel", "Settings", "cross_field_problems", "env_name"]
+__all__ = [
+    "ENV_PREFIX",
+    "Algorithm",
+    "LogLevel",
+    "Settings",
+    "ThrottleStoreChoice",
+    "cross_field_problems",
+    "env_name",
+]
 
 ENV_PREFIX = "TOKENSMITH_"
 
 Algorithm = Literal["RS256", "ES256", "EdDSA", "HS256"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+ThrottleStoreChoice = Literal["auto", "memory", "database"]
 
 
 class Settings(BaseSettings):
@@ -162,6 +171,13 @@ class Settings(BaseSettings):
     login_max_delay: Annotated[int, Duration(0, 300)] = Field(
         default=60, description="Cap of the growing delay after the free failures."
     )
+    throttle_store: ThrottleStoreChoice = Field(
+        default="auto",
+        description="Where the login-throttle counters live: `memory` (per process, the "
+        "fastest), `database` (shared by every worker and every instance on the database), "
+        "`auto`: `database` when `workers` > 1, else `memory`. Several instances on one "
+        "database need `database`.",
+    )
 
     # -- housekeeping and process --------------------------------------------------
     audit_retention: Annotated[int, Duration(DAY, 3660 * DAY)] = Field(
@@ -236,9 +252,9 @@ class Settings(BaseSettings):
             raise ValueError("names an algorithm twice")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "throttle_store", mode="before")
     @classmethod
-    def _log_level(cls, value: object) -> object:
+    def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
     # -- cross-field checks (after every field is valid) ---------------------------
@@ -267,6 +283,13 @@ class Settings(BaseSettings):
             max_token_lifetime=self.access_token_lifetime,
             leeway=self.leeway,
         )
+
+    def resolved_throttle_store(self) -> Literal["memory", "database"]:
+        """``throttle_store`` with ``auto`` decided: the database once there are workers to
+        share the counters between, memory for a single process."""
+        if self.throttle_store == "auto":
+            return "database" if self.workers > 1 else "memory"
+        return self.throttle_store
 
     def resolved_database_url(self) -> str:
         """``database_url`` if set, else the SQLite file in the data directory."""

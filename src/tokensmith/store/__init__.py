@@ -25,7 +25,7 @@ from .errors import (
     UnknownUser,
     UsernameTaken,
 )
-from .login_failures import LoginFailure, LoginFailureRepository
+from .login_failures import LoginFailure, LoginFailureChange, LoginFailureRepository
 from .migrate import current_revision, head_revision, make_config, upgrade, upgrade_sync
 from .prune import PruneCounts, prune
 from .refresh_tokens import AccessTokenRef, RefreshToken, RefreshTokenRepository, hash_token
@@ -52,6 +52,7 @@ __all__ = [
     "InvalidUsername",
     "KeyRepository",
     "LoginFailure",
+    "LoginFailureChange",
     "LoginFailureRepository",
     "MakeKey",
     "NewKey",

@@ -9,6 +9,7 @@ validates client input before it reaches the store.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from .models import MAX_NAME
 __all__ = [
     "check_count",
     "check_flag",
+    "check_instant",
     "check_name",
     "check_names",
     "check_time",
@@ -35,6 +37,19 @@ def check_time(name: str, value: object, *, optional: bool = False) -> None:
         raise TypeError(f"{name} must be an int (Unix seconds)")
     if value < 0:
         raise ValueError(f"{name} must not be negative")
+
+
+def check_instant(name: str, value: object) -> float:
+    """Seconds since the epoch with a fraction (the throttle's ``Clock.now()``): an int or
+    a float, finite and non-negative; returned as a float."""
+    if type(value) not in (int, float):
+        raise TypeError(f"{name} must be an int or a float (seconds)")
+    assert isinstance(value, int | float)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return float(value)
 
 
 def check_count(name: str, value: object, *, minimum: int = 0) -> int:

@@ -1,7 +1,8 @@
 """The tables of the token server, as SQLAlchemy declarative models.
 
 Portable by construction, so PostgreSQL needs no schema rewrite: times are
-integer Unix seconds (``BigInteger``), flags are ``Boolean``, lists and objects
+integer Unix seconds (``BigInteger``), except the login throttle's instants
+(``Instant``, float seconds kept exactly), flags are ``Boolean``, lists and objects
 use the generic ``JSON`` type (TEXT on SQLite, json on PostgreSQL), lengths are
 declared (SQLite ignores them, PostgreSQL enforces them, and the repositories
 check them so both behave alike), and the partial unique indexes carry both a
@@ -22,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -61,6 +63,10 @@ NAMING_CONVENTION = {
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Times are whole Unix seconds, as in tokensmith.keys.
 Time = BigInteger
+# The login throttle's instants: float seconds (its Clock.now()), kept bit for bit
+# (REAL on SQLite, DOUBLE PRECISION on PostgreSQL), because a 2 s delay after a failure
+# at x.7 must end at x.7 + 2, neither at a rounded-down x + 2 nor a rounded-up x + 3.
+Instant = Double
 
 MAX_NAME = 255  # kids, jtis, subjects, client ids, family ids
 MAX_USERNAME = 150
@@ -220,11 +226,17 @@ class AuditLogRow(Base):
 
 
 class LoginFailureRow(Base):
+    """One login-throttle counter: the server's ``ThrottleState`` under its key."""
+
     __tablename__ = "login_failures"
 
-    # "u:<username>|ip:<address>" or "ip:<address>"; the throttle service builds them.
+    # "user:<username>|ip:<address>", "client:<client id>|ip:<address>" or "ip:<address>";
+    # the throttle service builds them (and hashes one too long for the column).
     key: Mapped[str] = mapped_column(String(MAX_NAME * 2), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
-    first_at: Mapped[int] = mapped_column(Time)
-    last_at: Mapped[int] = mapped_column(Time, index=True)
-    locked_until: Mapped[int | None] = mapped_column(Time)
+    first_at: Mapped[float] = mapped_column(Instant)
+    last_at: Mapped[float] = mapped_column(Instant)
+    locked_until: Mapped[float | None] = mapped_column(Instant)
+    # When the counter stops mattering under the policy that wrote it (the end of its
+    # quiet window or of its lock, whichever is later): pruning needs no policy.
+    expires_at: Mapped[float] = mapped_column(Instant, index=True)

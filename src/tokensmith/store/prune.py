@@ -33,13 +33,15 @@ async def prune(
     *,
     audit_retention: int,
     token_lifetime: int | None = None,
-    failure_idle: int | None = None,
+    login_failures: bool = False,
 ) -> PruneCounts:
     """Delete expired refresh tokens and revocations, and audit entries past retention.
 
     ``token_lifetime`` (the longest access-token lifetime plus leeway) also
-    removes not-before times no unexpired token can predate; ``failure_idle``
-    removes failure counters idle that long and not locked. None keeps them.
+    removes not-before times no unexpired token can predate; ``login_failures``
+    removes the failure counters whose ``expires_at`` has come, the expiry the
+    throttle gave each (the end of its quiet window or of its lock), so this agrees
+    with the throttle's own pruning. None and False keep them.
     """
     check_time("now", now)
     check_count("audit_retention", audit_retention)
@@ -47,8 +49,8 @@ async def prune(
     if token_lifetime is not None:
         not_before_until = max(0, now - check_count("token_lifetime", token_lifetime))
     failures = 0
-    if failure_idle is not None:
-        failures = await LoginFailureRepository(session).prune(now, idle=failure_idle)
+    if login_failures:
+        failures = await LoginFailureRepository(session).prune(now)
     return PruneCounts(
         refresh_tokens=await RefreshTokenRepository(session).prune(now),
         revocations=await RevocationRepository(session).prune(

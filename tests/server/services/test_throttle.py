@@ -1,9 +1,17 @@
-"""Login throttling, walked with a fixed clock: delays, locks, per-address limits, events."""
+"""Login throttling, walked with a fixed clock: delays, locks, per-address limits, events.
+
+The service tests run over both stores: in memory, and in a real SQLite file
+(``DatabaseThrottleStore``); the behaviour must not depend on where counters live.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import anyio
 import pytest
+from sqlalchemy import func, select
 
 from conftest import NOW
 from tokensmith.clock import FixedClock
@@ -20,7 +28,14 @@ from tokensmith.server.services.throttle import (
     record_failure,
     record_success,
 )
-from tokensmith.server.services.throttle_store import MemoryThrottleStore, ThrottleState
+from tokensmith.server.services.throttle_db import DatabaseThrottleStore
+from tokensmith.server.services.throttle_store import (
+    MemoryThrottleStore,
+    ThrottleState,
+    ThrottleStore,
+)
+from tokensmith.store import Database, sqlite_url, upgrade
+from tokensmith.store.models import LoginFailureRow
 
 from .conftest import CHEAP
 
@@ -45,9 +60,25 @@ def clock() -> FixedClock:
     return FixedClock(NOW)
 
 
-@pytest.fixture
-def store() -> MemoryThrottleStore:
-    return MemoryThrottleStore()
+@pytest.fixture(params=["memory", "database"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ThrottleStore]:
+    if request.param == "memory":
+        yield MemoryThrottleStore()
+        return
+    db = Database.open(sqlite_url(tmp_path))
+    await upgrade(db)
+    try:
+        yield DatabaseThrottleStore(db)
+    finally:
+        await db.dispose()
+
+
+async def stored_counters(store: ThrottleStore) -> int:
+    if isinstance(store, MemoryThrottleStore):
+        return len(store)
+    assert isinstance(store, DatabaseThrottleStore)
+    async with store.db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(LoginFailureRow)) or 0)
 
 
 @pytest.fixture
@@ -56,7 +87,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def throttle(store: MemoryThrottleStore, clock: FixedClock, recorder: Recorder) -> Throttle:
+def throttle(store: ThrottleStore, clock: FixedClock, recorder: Recorder) -> Throttle:
     return Throttle(store, POLICY, clock=clock, on_throttled=recorder)
 
 
@@ -194,7 +225,7 @@ async def test_lock_after_threshold_then_expiry(throttle: Throttle, clock: Fixed
 
 
 async def test_a_lock_shorter_than_the_window_relocks_on_the_next_failure(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     policy = ThrottlePolicy(lock_seconds=60, window=900)
     throttle = Throttle(store, policy, clock=clock)
@@ -216,7 +247,7 @@ async def test_success_resets_the_pair(throttle: Throttle, clock: FixedClock) ->
 
 
 async def test_success_does_not_reset_the_address_counter(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     policy = ThrottlePolicy(ip_threshold=10)
     throttle = Throttle(store, policy, clock=clock)
@@ -228,7 +259,7 @@ async def test_success_does_not_reset_the_address_counter(
 
 
 async def test_an_attacker_elsewhere_cannot_lock_the_user_out(
-    throttle: Throttle, store: MemoryThrottleStore, clock: FixedClock
+    throttle: Throttle, store: ThrottleStore, clock: FixedClock
 ) -> None:
     await fail_allowed(throttle, POLICY.lock_threshold)
     assert (await throttle.check(ALICE, ATTACKER)).reason is ThrottleReason.LOCKED
@@ -306,7 +337,7 @@ async def test_the_callback_sees_each_throttle_once(
 
 
 async def test_the_callback_sees_an_address_lock(
-    store: MemoryThrottleStore, clock: FixedClock, recorder: Recorder
+    store: ThrottleStore, clock: FixedClock, recorder: Recorder
 ) -> None:
     throttle = Throttle(store, ThrottlePolicy(ip_threshold=3), clock=clock, on_throttled=recorder)
     for name in ["a", "b", "c"]:
@@ -318,7 +349,7 @@ async def test_the_callback_sees_an_address_lock(
 
 
 async def test_a_failing_callback_propagates_and_is_retried(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     delivered: list[ThrottleEvent] = []
     broken = True
@@ -349,7 +380,7 @@ async def test_memory_stays_bounded_under_an_address_flood(clock: FixedClock) ->
 
 
 async def test_prune_drops_forgotten_counters_but_keeps_locks(
-    throttle: Throttle, store: MemoryThrottleStore, clock: FixedClock
+    throttle: Throttle, store: ThrottleStore, clock: FixedClock
 ) -> None:
     await throttle.failed("bob", HOME)
     clock.advance(100)
@@ -361,9 +392,10 @@ async def test_prune_drops_forgotten_counters_but_keeps_locks(
     assert await throttle.prune() == 2  # bob's pair and the HOME address counter
     assert all([await store.get(key) is None for key in throttle.keys("bob", HOME)])
     assert await store.get(locked_pair) is not None
+    assert await stored_counters(store) == 2  # the lock and the ATTACKER address counter
     clock.set(lock_end)
     await throttle.prune()
-    assert len(store) == 0
+    assert await stored_counters(store) == 0
 
 
 async def test_concurrent_failures_are_all_counted(clock: FixedClock) -> None:
@@ -392,12 +424,11 @@ async def test_concurrent_failures_are_all_counted(clock: FixedClock) -> None:
 
 
 async def test_unknown_users_and_wrong_passwords_are_throttled_identically(
-    clock: FixedClock,
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     """A login the way the token grant will do it: the throttle first, then the hasher."""
     hasher = PasswordHasher(CHEAP, max_concurrency=1)
     users = {"alice": hasher.hash("the real password")}
-    store = MemoryThrottleStore()
     events = Recorder()
     throttle = Throttle(store, POLICY, clock=clock, on_throttled=events)
 
@@ -429,7 +460,7 @@ TIGHT = ThrottlePolicy(free_failures=0, max_delay=0, lock_threshold=5, ip_thresh
 
 
 async def test_attempts_of_one_pair_run_one_at_a_time(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     # A burst of concurrent guesses must not all pass the throttle before the first is
     # counted: the second attempt of a pair waits for the first's verdict.
@@ -455,7 +486,7 @@ async def test_attempts_of_one_pair_run_one_at_a_time(
 
 
 async def test_attempts_in_flight_count_against_the_address(
-    store: MemoryThrottleStore, clock: FixedClock, recorder: Recorder
+    store: ThrottleStore, clock: FixedClock, recorder: Recorder
 ) -> None:
     throttle = Throttle(store, TIGHT, clock=clock, on_throttled=recorder)
     attempts = [await throttle.begin(f"user{i}", ATTACKER) for i in range(12)]
@@ -472,9 +503,7 @@ async def test_attempts_in_flight_count_against_the_address(
     assert (await throttle.begin(ALICE, ATTACKER)).decision.allowed
 
 
-async def test_settled_attempts_are_counted_once(
-    store: MemoryThrottleStore, clock: FixedClock
-) -> None:
+async def test_settled_attempts_are_counted_once(store: ThrottleStore, clock: FixedClock) -> None:
     throttle = Throttle(store, TIGHT, clock=clock)
     for _ in range(4):
         attempt = await throttle.begin(ALICE, ATTACKER)
@@ -492,7 +521,7 @@ async def test_settled_attempts_are_counted_once(
 
 
 async def test_without_count_in_flight_concurrent_attempts_are_all_admitted(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     # The client throttle: many requests of services at one address at once are normal.
     throttle = Throttle(store, TIGHT, clock=clock, count_in_flight=False)
@@ -501,7 +530,7 @@ async def test_without_count_in_flight_concurrent_attempts_are_all_admitted(
 
 
 async def test_concurrent_refusals_of_one_lock_write_one_event(
-    store: MemoryThrottleStore, clock: FixedClock
+    store: ThrottleStore, clock: FixedClock
 ) -> None:
     slow = anyio.Event()
     events: list[ThrottleEvent] = []

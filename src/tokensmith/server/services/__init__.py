@@ -72,8 +72,15 @@ from .throttle import (
     record_failure,
     record_success,
 )
+from .throttle_db import DatabaseThrottleStore
 from .throttle_keys import address_key, subject_key
-from .throttle_store import MemoryThrottleStore, ThrottleState, ThrottleStore
+from .throttle_store import (
+    AtomicThrottleStore,
+    MemoryThrottleStore,
+    StateChange,
+    ThrottleState,
+    ThrottleStore,
+)
 from .tokens import TokenService, throttle_auditor
 from .tokens_access import (
     TokenResponse,
@@ -98,11 +105,13 @@ __all__ = [
     "HS256_KID",
     "MAX_AUDIT_PAGE",
     "AlgorithmNotConfigured",
+    "AtomicThrottleStore",
     "Attempt",
     "AuditLog",
     "AuditPage",
     "ClientConfigError",
     "ClientService",
+    "DatabaseThrottleStore",
     "Decision",
     "InsufficientRole",
     "InvalidClient",
@@ -127,6 +136,7 @@ __all__ = [
     "Scope",
     "SigningKeys",
     "SlowDown",
+    "StateChange",
     "TemporarilyUnavailable",
     "Throttle",
     "ThrottleEvent",

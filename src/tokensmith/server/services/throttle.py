@@ -277,7 +277,7 @@ class Throttle:
         """May this attempt go ahead? Call before looking at the credential."""
         now = self.clock.now()
         pair_key, ip_key = self.keys(username, address)
-        pair, ip = await self.store.get(pair_key), await self.store.get(ip_key)
+        pair, ip = await self._get_both(pair_key, ip_key)
         decision = decide(pair, ip, now, self.policy)
         await self._report(decision, username, address, pair, ip, now)
         return decision
@@ -296,8 +296,7 @@ class Throttle:
         try:
             async with self._lock:
                 now = self.clock.now()
-                pair = await self.store.get(pair_key)
-                ip = await self.store.get(ip_key)
+                pair, ip = await self._get_both(pair_key, ip_key)
                 decision = decide(pair, ip, now, self.policy)
                 in_flight = self._pending.get(ip_key, 0)
                 if decision.allowed and self.count_in_flight and in_flight:
@@ -315,6 +314,14 @@ class Throttle:
             self._gates.release(pair_key)
         await self._report(decision, username, address, pair, ip, now)
         return Attempt(decision, self, username, address, (pair_key, ip_key))
+
+    async def _get_both(
+        self, pair_key: str, ip_key: str
+    ) -> tuple[ThrottleState | None, ThrottleState | None]:
+        if self._atomic:  # one snapshot, one round trip
+            found = await cast(AtomicThrottleStore, self.store).get_many((pair_key, ip_key))
+            return found.get(pair_key), found.get(ip_key)
+        return await self.store.get(pair_key), await self.store.get(ip_key)
 
     def _settle(self, keys: tuple[str, str]) -> None:
         pair_key, ip_key = keys

@@ -3,14 +3,14 @@
 The protocol is four calls (``get``, ``put``, ``delete``, ``prune``). ``Throttle``
 serializes its read-modify-write of a counter per process; a store shared by several
 processes (``DatabaseThrottleStore`` in ``throttle_db``) also provides ``update``, which
-applies the change to each counter with no other writer in between, and ``Throttle``
-uses it for every failure (``AtomicThrottleStore``).
+applies the change to each counter with no other writer in between, and ``get_many``;
+``Throttle`` uses them for every failure and every check (``AtomicThrottleStore``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -58,7 +58,12 @@ StateChange = Callable[[ThrottleState | None], ThrottleState]
 
 @runtime_checkable
 class AtomicThrottleStore(ThrottleStore, Protocol):
-    """A store shared by several processes: ``update`` is its atomic read-modify-write."""
+    """A store shared by several processes: ``update`` is its atomic read-modify-write,
+    ``get_many`` reads several counters in one consistent snapshot (and one round trip)."""
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, ThrottleState]:
+        """The states that exist among ``keys``."""
+        ...
 
     async def update(self, changes: Mapping[str, StateChange]) -> dict[str, ThrottleState]:
         """Replace each key's state by ``change(state)``, all or nothing, with no other
