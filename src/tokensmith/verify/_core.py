@@ -1,0 +1,247 @@
+"""What ``Verifier`` and ``AsyncVerifier`` share: policy, key installation, the caches.
+
+The two classes differ only where I/O happens (fetching keys, polling the feed); the
+rules live here. The policy is built once per algorithm list (in practice once), never
+per call. Installing a different key set empties the verified-token cache, so a key
+removed from the JWKS stops verifying cached tokens at the same moment as new ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, Self, TypeVar
+
+from tokensmith.clock import Clock, SystemClock
+from tokensmith.errors import KeySetUnavailable
+from tokensmith.jose import JWK, JWKSet, JWTPolicy
+
+from ._token_cache import VerifiedTokenCache
+from .claims import AccessClaims, access_claims
+from .config import ASYMMETRIC_ALGORITHMS, VerifierConfig
+from .denylist import Denylist
+from .discovery import ProviderMetadata
+
+__all__ = ["MIN_SECRET_BYTES", "VerifierCore", "load_jwks", "load_pem"]
+
+#: RFC 7518 3.2: an HS256 key has at least as many bytes as the hash.
+MIN_SECRET_BYTES = 32
+
+TransportT = TypeVar("TransportT")
+KeySource = JWKSet | str | bytes | os.PathLike[str]
+
+
+def load_jwks(source: KeySource) -> JWKSet:
+    """A ``JWKSet``, JWK Set JSON text or bytes, or the path of a file holding it."""
+    if isinstance(source, JWKSet):
+        keys = source
+    elif isinstance(source, bytes):
+        keys = JWKSet.from_json(source)
+    elif isinstance(source, str) and source.lstrip().startswith("{"):
+        keys = JWKSet.from_json(source)
+    elif isinstance(source, str | os.PathLike):
+        keys = JWKSet.from_json(Path(source).read_bytes())
+    else:
+        raise TypeError("keys must be a JWKSet, JWK Set JSON, or a path to a JWK Set file")
+    if any(key.kty == "oct" for key in keys):
+        raise ValueError("a key set for a verifier holds public keys; use from_secret for HS256")
+    # A verifier never needs a private key: keep only the public halves.
+    return JWKSet(key.public() for key in keys)
+
+
+def load_pem(source: str | bytes | os.PathLike[str]) -> JWK:
+    """A public key (or the public half of a private key) from PEM text or a PEM file."""
+    if isinstance(source, bytes) or (isinstance(source, str) and "-----BEGIN" in source):
+        data: str | bytes = source
+    elif isinstance(source, str | os.PathLike):
+        data = Path(source).read_bytes()
+    else:
+        raise TypeError("pem must be PEM text or bytes, or a path to a PEM file")
+    return JWK.from_pem(data).public()
+
+
+def _keys_algorithms(config: VerifierConfig, keys: JWK | JWKSet) -> frozenset[str]:
+    if config.algorithms is not None:
+        return frozenset(config.algorithms)
+    members = (keys,) if isinstance(keys, JWK) else keys
+    algorithms = frozenset().union(*(key.algorithms for key in members)) & ASYMMETRIC_ALGORITHMS
+    if not algorithms:
+        raise ValueError("the keys can verify no signature algorithm")
+    return algorithms
+
+
+def remote_algorithms(config: VerifierConfig, metadata: ProviderMetadata | None) -> frozenset[str]:
+    """The allow-list with remote keys: configured, or announced, or every asymmetric one.
+
+    Announced algorithms are intersected with the asymmetric ones the core supports:
+    an issuer announcing HS256 or ``none`` cannot make us accept them.
+    """
+    if config.algorithms is not None:
+        return frozenset(config.algorithms)
+    if metadata is None or metadata.signing_algorithms is None:
+        # Safe without a list: every key is bound to the algorithms of its type.
+        return ASYMMETRIC_ALGORITHMS
+    algorithms = frozenset(metadata.signing_algorithms) & ASYMMETRIC_ALGORITHMS
+    if not algorithms:
+        raise KeySetUnavailable("The issuer announces no asymmetric signature algorithm.")
+    return algorithms
+
+
+class VerifierCore(ABC, Generic[TransportT]):
+    """The state and rules of a verifier; subclasses add the sync or async I/O."""
+
+    config: VerifierConfig
+    _clock: Clock
+    _now: Callable[[], float]
+    _leeway: float
+    _denylist: Denylist
+    _tokens: VerifiedTokenCache
+    _cached: Callable[[str | bytes], AccessClaims | None]
+    #: A set (looked up by kid), or the one key of ``from_pem``/``from_secret``.
+    _keys: JWK | JWKSet | None
+    _policy: JWTPolicy | None
+    _algorithms: frozenset[str] | None
+    _keys_valid_until: float
+
+    def _setup_core(self, config: VerifierConfig, clock: Clock | None) -> None:
+        if not isinstance(config, VerifierConfig):
+            raise TypeError("config must be a VerifierConfig")
+        self.config = config
+        self._clock = clock if clock is not None else SystemClock()
+        # The system clock is read directly: one call fewer on every verification.
+        self._now = time.time if type(self._clock) is SystemClock else self._clock.now
+        self._leeway = config.leeway
+        self._denylist = Denylist(leeway=config.leeway)
+        self._tokens = VerifiedTokenCache(config.token_cache_size)
+        self._cached = self._tokens.get
+        self._keys = None
+        self._policy = None
+        self._algorithms = None
+        self._keys_valid_until = -math.inf
+
+    @abstractmethod
+    def _setup(
+        self,
+        config: VerifierConfig,
+        clock: Clock | None,
+        transport: TransportT | None,
+        static: tuple[JWK | JWKSet, frozenset[str]] | None,
+    ) -> None:
+        """Build the verifier: remote keys when ``static`` is None, else those keys."""
+
+    # -- offline constructors -------------------------------------------------------
+
+    @classmethod
+    def _offline(
+        cls,
+        config: VerifierConfig,
+        keys: JWK | JWKSet,
+        algorithms: frozenset[str],
+        clock: Clock | None,
+        transport: TransportT | None,
+    ) -> Self:
+        if config.jwks_uri is not None:
+            raise ValueError("a static key set and a jwks_uri exclude each other")
+        verifier = cls.__new__(cls)
+        verifier._setup(config, clock, transport, (keys, algorithms))
+        return verifier
+
+    @classmethod
+    def from_jwks(
+        cls,
+        keys: KeySource,
+        config: VerifierConfig,
+        *,
+        clock: Clock | None = None,
+        transport: TransportT | None = None,
+    ) -> Self:
+        """Verify with a fixed key set (a ``JWKSet``, JWK Set JSON, or its file); no fetching.
+
+        ``transport`` serves only the revocation feed, polled when the config has
+        client credentials.
+        """
+        jwks = load_jwks(keys)
+        return cls._offline(config, jwks, _keys_algorithms(config, jwks), clock, transport)
+
+    @classmethod
+    def from_pem(
+        cls,
+        pem: str | bytes | os.PathLike[str],
+        config: VerifierConfig,
+        *,
+        clock: Clock | None = None,
+        transport: TransportT | None = None,
+    ) -> Self:
+        """Verify with one public key from PEM text or a PEM file (a private key's public half).
+
+        The one key verifies whatever kid a token names, as the core does for a single key.
+        """
+        key = load_pem(pem)
+        return cls._offline(config, key, _keys_algorithms(config, key), clock, transport)
+
+    @classmethod
+    def from_secret(
+        cls,
+        secret: bytes,
+        config: VerifierConfig,
+        *,
+        clock: Clock | None = None,
+        transport: TransportT | None = None,
+    ) -> Self:
+        """HS256 with a shared secret of at least 32 bytes: for a single-party setup only.
+
+        Whoever can verify can also sign, so only the issuer itself should hold it. The
+        one key verifies whatever kid a token names (the token server writes ``hs256``).
+        """
+        if not isinstance(secret, bytes):
+            raise TypeError("secret must be bytes")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"an HS256 secret must be at least {MIN_SECRET_BYTES} bytes")
+        if config.algorithms is not None:
+            raise ValueError("from_secret verifies HS256 only: leave config.algorithms unset")
+        key = JWK.from_secret(secret, alg="HS256")
+        return cls._offline(config, key, frozenset({"HS256"}), clock, transport)
+
+    # -- shared rules ---------------------------------------------------------------
+
+    @property
+    def denylist(self) -> Denylist:
+        return self._denylist
+
+    @property
+    def keys(self) -> JWK | JWKSet | None:
+        """What verifies now: a set, or the one offline key; None before the first fetch."""
+        return self._keys
+
+    def _install(self, keys: JWK | JWKSet, valid_until: float, algorithms: frozenset[str]) -> None:
+        if algorithms != self._algorithms:
+            self._policy = JWTPolicy(
+                algorithms=algorithms,
+                issuer=self.config.issuer,
+                audience=self.config.audience,
+                typ=self.config.typ,
+                required_claims=self.config.required_claims,
+                leeway=self.config.leeway,
+                max_token_size=self.config.max_token_size,
+                clock=self._clock,
+            )
+            self._algorithms = algorithms
+        if keys is not self._keys:
+            # Keys first, then the reset: a verification reads the generation before
+            # the keys, so one that used the old set can never store its result.
+            self._keys = keys
+            self._tokens.reset()
+        self._keys_valid_until = valid_until
+
+    def _install_static(self, static: tuple[JWK | JWKSet, frozenset[str]]) -> None:
+        keys, algorithms = static
+        self._install(keys, math.inf, algorithms)
+
+    def _accept(self, token: str | bytes, payload: dict[str, Any], generation: int) -> AccessClaims:
+        claims = access_claims(payload)
+        self._tokens.put(token, claims, generation)
+        return claims

@@ -1,0 +1,188 @@
+"""``Verifier``: access-token verification for threaded code (WSGI, workers, scripts).
+
+Keys come from the issuer's JWKS (found by discovery or given), or from a fixed set
+in the offline constructors. ``start()`` loads the keys and starts the revocation
+poller thread; ``close()`` stops it. Verification is safe from many threads at once.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from tokensmith.clock import Clock
+from tokensmith.errors import (
+    ExpiredToken,
+    KeyNotFound,
+    KeySetUnavailable,
+    NotYetValid,
+    RevokedToken,
+)
+from tokensmith.jose import JWK, JWKSet, verify_jwt
+
+from ._core import VerifierCore, remote_algorithms
+from .claims import AccessClaims
+from .config import VerifierConfig
+from .jwks_cache import RemoteJWKS
+from .revocations import RevocationFeed, RevocationPoller, RevocationState
+
+__all__ = ["Verifier"]
+
+
+class Verifier(VerifierCore[httpx.BaseTransport]):
+    """Verifies access tokens against a remote JWKS, checks them against the denylist."""
+
+    _client: httpx.Client | None
+    _jwks: RemoteJWKS | None
+    _poller: RevocationPoller | None
+
+    def __init__(
+        self,
+        config: VerifierConfig,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Remote keys: from ``config.jwks_uri``, or by discovery from ``config.issuer``.
+
+        ``transport`` replaces the network (tests pass ``httpx.MockTransport``).
+        """
+        self._setup(config, clock, transport, None)
+
+    def _setup(
+        self,
+        config: VerifierConfig,
+        clock: Clock | None,
+        transport: httpx.BaseTransport | None,
+        static: tuple[JWK | JWKSet, frozenset[str]] | None,
+    ) -> None:
+        self._setup_core(config, clock)
+        remote = static is None
+        if remote and config.jwks_uri is None:
+            config.check_issuer_url()
+        feed_uri = config.feed_uri() if config.polls_revocations else None
+        self._client = httpx.Client(transport=transport) if remote or feed_uri else None
+        self._jwks = None
+        self._poller = None
+        if static is not None:
+            self._install_static(static)
+        else:
+            assert self._client is not None
+            self._jwks = RemoteJWKS(
+                config.jwks_uri,
+                issuer=None if config.jwks_uri else config.issuer,
+                policy=config.jwks_cache,
+                clock=self._clock,
+                client=self._client,
+                allow_insecure_http=config.allow_insecure_http,
+            )
+        if feed_uri is not None:
+            assert self._client is not None and config.client_id and config.client_secret
+            feed = RevocationFeed(
+                feed_uri,
+                config.client_id,
+                config.client_secret,
+                self._denylist,
+                self._clock,
+                timeout=config.jwks_cache.timeout,
+            )
+            self._poller = RevocationPoller(feed, self._client, config.revocation_poll_interval)
+
+    # -- verification -----------------------------------------------------------------
+
+    def verify(self, token: str | bytes) -> AccessClaims:
+        """The token's claims if it is valid and not revoked; otherwise a ``TokenError``.
+
+        ``KeySetUnavailable`` (not a ``TokenError``) when no key set can be had.
+        """
+        now = self._now()
+        if now >= self._keys_valid_until:
+            self._refresh_keys()
+        claims = self._cached(token)
+        if claims is None:
+            claims = self._verify_new(token)
+        else:
+            # A hit is the very token verified before: only what time changes is checked.
+            leeway = self._leeway
+            if now >= claims.exp + leeway:
+                raise ExpiredToken()
+            nbf = claims.nbf
+            if nbf is not None and now + leeway < nbf:
+                raise NotYetValid()
+        denylist = self._denylist
+        if (denylist.revoked or denylist.not_before) and denylist.refuses(
+            claims.jti, claims.sub, claims.iat
+        ):
+            raise RevokedToken()
+        return claims
+
+    def _refresh_keys(self) -> None:
+        jwks = self._jwks
+        if jwks is None:
+            return
+        keys, valid_until = jwks.keys()
+        self._install(keys, valid_until, remote_algorithms(self.config, jwks.metadata))
+
+    def _verify_new(self, token: str | bytes) -> AccessClaims:
+        generation = self._tokens.generation
+        keys, policy = self._keys, self._policy
+        assert keys is not None and policy is not None
+        try:
+            return self._accept(token, verify_jwt(token, keys, policy), generation)
+        except KeyNotFound:
+            if self._jwks is None or self._jwks.keys_after_unknown_kid(keys) is None:
+                raise
+        # A newer set arrived (a rotation): install it and verify once more.
+        self._refresh_keys()
+        generation = self._tokens.generation
+        keys, policy = self._keys, self._policy
+        assert keys is not None and policy is not None
+        return self._accept(token, verify_jwt(token, keys, policy), generation)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def jwks(self) -> RemoteJWKS | None:
+        """The remote key set cache (its ``state``, ``reload()``); None with static keys."""
+        return self._jwks
+
+    @property
+    def revocation_state(self) -> RevocationState | None:
+        """How the denylist stands against the feed; None when the feed is not polled."""
+        return self._poller.feed.state if self._poller is not None else None
+
+    def poll_revocations(self) -> RevocationState:
+        """Read the revocation feed now, to its end."""
+        if self._poller is None:
+            raise ValueError("the revocation feed needs client_id and client_secret")
+        return self._poller.poll_once()
+
+    def start(self) -> None:
+        """Load the keys (a failure is logged, not raised) and start polling revocations."""
+        if self._jwks is not None and self._keys is None:
+            try:
+                self._refresh_keys()
+            except KeySetUnavailable:
+                pass  # logged by the cache; verification retries after the cooldown
+        if self._poller is not None:
+            self._poller.start()
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,116 @@
+"""AccessClaims: typed, deeply read-only, built from a verified payload."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from tokensmith.errors import InvalidClaim, MissingClaim
+from tokensmith.verify import AccessClaims
+from tokensmith.verify.claims import access_claims
+
+
+def payload(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "iss": "https://auth.example.test",
+        "aud": "api",
+        "sub": "42",
+        "exp": 2000,
+        "iat": 1000,
+        "jti": "j1",
+        "client_id": "demo",
+        "scope": "api read",
+        "roles": ["EDITOR", "VIEWER"],
+        "profile": {"name": "John", "tags": ["a", {"b": [1]}]},
+    }
+    values.update(overrides)
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def test_every_field_is_typed() -> None:
+    claims = access_claims(payload())
+    assert claims.sub == "42" and claims.iss == "https://auth.example.test"
+    assert claims.aud == ("api",)
+    assert claims.exp == 2000 and claims.iat == 1000 and claims.nbf is None
+    assert claims.jti == "j1" and claims.client_id == "demo"
+    assert claims.scopes == ("api", "read")
+    assert claims.roles == ("EDITOR", "VIEWER")
+    assert claims.has_scope("read") and not claims.has_scope("write")
+    assert claims.has_role("EDITOR") and not claims.has_role("ADMIN")
+    assert claims.claims["profile"]["name"] == "John"
+
+
+def test_it_is_a_frozen_dataclass_equal_to_its_constructor_form() -> None:
+    claims = access_claims(payload())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claims.sub = "admin"  # type: ignore[misc]
+    built = AccessClaims(**{f.name: getattr(claims, f.name) for f in dataclasses.fields(claims)})
+    assert built == claims and repr(built) == repr(claims)
+    assert [f.name for f in dataclasses.fields(AccessClaims)] == [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "client_id",
+        "scopes",
+        "roles",
+        "claims",
+    ]
+
+
+def test_the_claims_are_deeply_read_only() -> None:
+    # One AccessClaims serves every request with the same token: nothing may change it.
+    claims = access_claims(payload())
+    with pytest.raises(TypeError):
+        claims.claims["roles"] = ["ADMIN"]  # type: ignore[index]
+    assert claims.claims["roles"] == ("EDITOR", "VIEWER")
+    profile = claims.claims["profile"]
+    with pytest.raises(TypeError):
+        profile["name"] = "Mallory"
+    assert profile["tags"] == ("a", {"b": (1,)})
+    with pytest.raises(TypeError):
+        profile["tags"][1]["b"] = 2
+
+
+def test_a_list_audience_becomes_a_tuple() -> None:
+    assert access_claims(payload(aud=["a", "b"])).aud == ("a", "b")
+
+
+def test_absent_optional_claims() -> None:
+    claims = access_claims(payload(scope=None, roles=None, jti=None, client_id=None, iat=None))
+    assert claims.scopes == () and claims.roles == ()
+    assert claims.jti is None and claims.client_id is None and claims.iat is None
+
+
+def test_scopes_are_split_at_whitespace() -> None:
+    assert access_claims(payload(scope="  a  b ")).scopes == ("a", "b")
+    assert access_claims(payload(scope="")).scopes == ()
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("scope", ["api"]),
+        ("scope", 5),
+        ("roles", "EDITOR"),
+        ("roles", ["EDITOR", 5]),
+        ("roles", {"EDITOR": True}),
+        ("client_id", 7),
+    ],
+)
+def test_claims_of_the_wrong_type_are_refused(claim: str, value: Any) -> None:
+    with pytest.raises(InvalidClaim) as info:
+        access_claims(payload(**{claim: value}))
+    assert info.value.claim == claim
+
+
+@pytest.mark.parametrize("claim", ["sub", "iss", "exp"])
+def test_claims_every_access_token_has_are_required(claim: str) -> None:
+    with pytest.raises(MissingClaim) as info:
+        access_claims(payload(**{claim: None}))
+    assert info.value.claim == claim
