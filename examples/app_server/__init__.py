@@ -1,0 +1,1 @@
+"""The application server of the guide's architecture, on FastAPI (see README.md)."""

@@ -1,0 +1,17 @@
+"""``python -m examples.app_server``: the FastAPI application server on uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from examples.app_config import load_config
+from examples.app_server.app import create_app
+
+
+def main() -> None:
+    config = load_config()
+    uvicorn.run(create_app(config.verifier), host=config.host, port=config.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

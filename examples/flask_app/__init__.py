@@ -1,0 +1,1 @@
+"""The same application server on Flask (see ../app_server/README.md)."""

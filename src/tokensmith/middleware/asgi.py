@@ -1,0 +1,98 @@
+"""``BearerAuthMiddleware``: verify the bearer token of every HTTP request, once.
+
+A pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per
+request). A request without a token passes with no claims: routes decide whether they
+need one (``require`` in ``tokensmith.middleware.fastapi``, or ``claims_of``). A request
+with a bad token is answered 401 here, whatever the route: a client that sent a
+credential must learn it was refused. ``AuthError`` raised by the application (``require``
+does) is rendered here too, as RFC 6750 asks, if no response has started.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from tokensmith.errors import TokensmithError
+from tokensmith.verify.claims import AccessClaims
+
+from .bearer import AuthError, auth_error_for, parse_authorization
+
+__all__ = ["STATE_KEY", "AsyncTokenVerifier", "BearerAuthMiddleware", "claims_of"]
+
+#: Where the claims go: ``scope["state"][STATE_KEY]``, i.e. ``request.state.token_claims``.
+STATE_KEY = "token_claims"
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class AsyncTokenVerifier(Protocol):
+    async def verify(self, token: str) -> AccessClaims: ...
+
+
+def claims_of(scope_or_request: Any) -> AccessClaims | None:
+    """The verified claims of a request (a Starlette ``Request`` or an ASGI scope)."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    state = scope.get("state")
+    if state is None or STATE_KEY not in state:
+        raise RuntimeError("BearerAuthMiddleware is not installed on this application")
+    claims: AccessClaims | None = state[STATE_KEY]
+    return claims
+
+
+def _authorization(scope: Scope) -> str | None:
+    found: str | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if found is not None:
+                # Two Authorization headers: which one a proxy saw is anyone's guess.
+                return "invalid"
+            found = value.decode("latin-1")
+    return found
+
+
+class BearerAuthMiddleware:
+    def __init__(self, app: Any, verifier: AsyncTokenVerifier, *, realm: str = "api") -> None:
+        if '"' in realm or "\\" in realm:
+            raise ValueError("realm must not contain quotes or backslashes")
+        self.app = app
+        self.verifier = verifier
+        self.realm = realm
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        try:
+            token = parse_authorization(_authorization(scope))
+            claims = None if token is None else await self.verifier.verify(token)
+        except AuthError as exc:
+            await self._answer(exc, send)
+            return
+        except TokensmithError as exc:
+            await self._answer(auth_error_for(exc), send)
+            return
+        state[STATE_KEY] = claims
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except AuthError as exc:
+            if started:
+                raise
+            await self._answer(exc, send)
+
+    async def _answer(self, exc: AuthError, send: Any) -> None:
+        body = json.dumps(exc.body()).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers(self.realm).items()]
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
