@@ -1,4 +1,4 @@
-"""``tokensmith demo``: the JOSE core in five steps, run by ``make run``."""
+"""``tokensmith demo``: the JOSE core in five steps, offline (a key, a token, forgeries refused)."""
 
 from __future__ import annotations
 
