@@ -75,6 +75,20 @@ def test_the_claims_are_deeply_read_only() -> None:
     assert profile["tags"] == ("a", {"b": (1,)})
     with pytest.raises(TypeError):
         profile["tags"][1]["b"] = 2
+    with pytest.raises(AttributeError):
+        claims.claims["roles"].append("ADMIN")
+    assert claims.claims.get("roles") == ("EDITOR", "VIEWER")
+    assert claims.claims.get("missing") is None and claims.claims.get("missing", 5) == 5
+    assert "roles" in claims.claims and "missing" not in claims.claims
+
+
+def test_the_view_reads_like_the_payload() -> None:
+    values = payload()
+    claims = access_claims(dict(values))
+    assert len(claims.claims) == len(values) and list(claims.claims) == list(values)
+    assert dict(claims.claims)["sub"] == "42"
+    assert claims.claims == access_claims(dict(values)).claims
+    assert "ClaimsView" in repr(claims.claims) and "'sub': '42'" in repr(claims.claims)
 
 
 def test_a_list_audience_becomes_a_tuple() -> None:

@@ -1,43 +1,63 @@
 """``AccessClaims``: a verified access token's claims, typed and read-only.
 
 One ``AccessClaims`` is shared by every request that presents the same token (the
-verified-token cache), so it is deeply immutable: JSON arrays become tuples and
-objects read-only mappings. A handler cannot add a role for the next request.
+verified-token cache), so nothing in it can be changed: the typed fields are strings,
+numbers and tuples, and ``claims`` is a read-only view whose JSON arrays read as
+tuples and objects as read-only views. A handler cannot add a role for the next request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from tokensmith.errors import InvalidClaim, MissingClaim
 
-__all__ = ["AccessClaims", "access_claims"]
+__all__ = ["AccessClaims", "ClaimsView", "access_claims"]
 
 _new = object.__new__
-_CONTAINERS = frozenset({list, dict})
 
 
 def _frozen(value: Any) -> Any:
     kind = type(value)
     if kind is list:
-        for item in value:
-            if type(item) in _CONTAINERS:
-                return tuple([_frozen(item) for item in value])
-        return tuple(value)
+        return tuple([_frozen(item) for item in value])
     if kind is dict:
-        return MappingProxyType({name: _frozen(item) for name, item in value.items()})
+        return ClaimsView(value)
     return value
 
 
-def _freeze_in_place(payload: dict[str, Any]) -> None:
-    # One pass over the top level, recursing only into arrays and objects: this runs
-    # for every new token, inside the budget of a few microseconds per verification.
-    for name, value in payload.items():
-        if type(value) in _CONTAINERS:
-            payload[name] = _frozen(value)  # same key: the dict does not change size
+class ClaimsView(Mapping[str, Any]):
+    """A read-only view of a JSON object: arrays read as tuples, objects as views.
+
+    Freezing happens when a value is read, not when a token is verified: most claims
+    are never read through this view, and a new token's budget is a few microseconds.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data  # owned: nobody else holds this dict
+
+    def __getitem__(self, name: str) -> Any:
+        return _frozen(self._data[name])
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._data.get(name, default)
+        return value if value is default else _frozen(value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ClaimsView({dict(self.items())!r})"
 
 
 def _claim_error(name: str, kind: str) -> InvalidClaim:
@@ -60,7 +80,7 @@ class AccessClaims:
     #: ``scope`` split at spaces.
     scopes: tuple[str, ...]
     roles: tuple[str, ...]
-    #: Every claim, read-only (arrays as tuples, objects as read-only mappings).
+    #: Every claim, read-only (arrays read as tuples, objects as read-only views).
     claims: Mapping[str, Any]
 
     def has_scope(self, scope: str) -> bool:
@@ -70,13 +90,22 @@ class AccessClaims:
         return role in self.roles
 
 
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _claim_error(name, "a list of strings")
+    for item in value:
+        if type(item) is not str:
+            raise _claim_error(name, "a list of strings")
+    return tuple(value)
+
+
 def access_claims(payload: dict[str, Any]) -> AccessClaims:
     """Type a payload ``verify_jwt`` accepted; raise ``InvalidClaim`` for a claim of the wrong type.
 
-    The payload dict is taken over (frozen in place and wrapped read-only): pass one
-    nobody else holds. The core has checked ``exp``, ``nbf`` and ``iat`` as numbers and
-    ``iss``, ``sub`` and ``jti`` as strings (when present); this adds ``scope``,
-    ``roles`` and ``client_id``, and requires ``sub``, ``iss`` and ``exp``.
+    The payload dict is taken over (wrapped read-only): pass one nobody else holds.
+    The core has checked ``exp``, ``nbf`` and ``iat`` as numbers and ``iss``, ``sub``
+    and ``jti`` as strings (when present); this adds ``scope``, ``roles`` and
+    ``client_id``, and requires ``sub``, ``iss`` and ``exp``.
     """
     get = payload.get
     sub = get("sub")
@@ -88,7 +117,6 @@ def access_claims(payload: dict[str, Any]) -> AccessClaims:
     exp = get("exp")
     if exp is None:
         raise MissingClaim("exp")
-    _freeze_in_place(payload)
     scope = get("scope")
     if scope is None:
         scopes: tuple[str, ...] = ()
@@ -96,12 +124,7 @@ def access_claims(payload: dict[str, Any]) -> AccessClaims:
         scopes = tuple(scope.split())
     else:
         raise _claim_error("scope", "a space-separated string")
-    roles = get("roles", ())
-    if type(roles) is not tuple:
-        raise _claim_error("roles", "a list of strings")
-    for role in roles:
-        if type(role) is not str:
-            raise _claim_error("roles", "a list of strings")
+    roles = get("roles")
     client_id = get("client_id")
     if client_id is not None and type(client_id) is not str:
         raise _claim_error("client_id", "a string")
@@ -113,14 +136,15 @@ def access_claims(payload: dict[str, Any]) -> AccessClaims:
     claims.__dict__.update(
         sub=sub,
         iss=iss,
-        aud=(aud,) if type(aud) is str else aud if type(aud) is tuple else (),
+        # The core has checked aud: a string, or a list of strings.
+        aud=(aud,) if type(aud) is str else tuple(aud) if type(aud) is list else (),
         exp=exp,
         iat=get("iat"),
         nbf=get("nbf"),
         jti=get("jti"),
         client_id=client_id,
         scopes=scopes,
-        roles=roles,
-        claims=MappingProxyType(payload),
+        roles=() if roles is None else _strings(roles, "roles"),
+        claims=ClaimsView(payload),
     )
     return claims
