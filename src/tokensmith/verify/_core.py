@@ -25,6 +25,7 @@ from .claims import AccessClaims, access_claims
 from .config import ASYMMETRIC_ALGORITHMS, VerifierConfig
 from .denylist import Denylist
 from .discovery import ProviderMetadata
+from .revocations import RevocationFeed
 
 __all__ = ["MIN_SECRET_BYTES", "VerifierCore", "load_jwks", "load_pem"]
 
@@ -236,6 +237,20 @@ class VerifierCore(ABC, Generic[TransportT]):
             self._keys = keys
             self._tokens.reset()
         self._keys_valid_until = valid_until
+
+    def _revocation_feed(self) -> RevocationFeed | None:
+        """The feed to poll, when the config has a confidential client's credentials."""
+        config = self.config
+        if config.client_id is None or config.client_secret is None:
+            return None
+        return RevocationFeed(
+            config.feed_uri(),
+            config.client_id,
+            config.client_secret,
+            self._denylist,
+            self._clock,
+            timeout=config.jwks_cache.timeout,
+        )
 
     def _install_static(self, static: tuple[JWK | JWKSet, frozenset[str]]) -> None:
         keys, algorithms = static

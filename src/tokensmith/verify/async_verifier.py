@@ -27,7 +27,7 @@ from ._core import VerifierCore, remote_algorithms
 from .claims import AccessClaims
 from .config import VerifierConfig
 from .jwks_cache import AsyncRemoteJWKS
-from .revocations import AsyncRevocationPoller, RevocationFeed, RevocationState
+from .revocations import AsyncRevocationPoller, RevocationState
 
 __all__ = ["AsyncVerifier"]
 
@@ -63,8 +63,8 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
         remote = static is None
         if remote and config.jwks_uri is None:
             config.check_issuer_url()
-        feed_uri = config.feed_uri() if config.polls_revocations else None
-        self._client = httpx.AsyncClient(transport=transport) if remote or feed_uri else None
+        feed = self._revocation_feed()
+        self._client = httpx.AsyncClient(transport=transport) if remote or feed else None
         self._jwks = None
         self._poller = None
         if static is not None:
@@ -79,16 +79,8 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
                 client=self._client,
                 allow_insecure_http=config.allow_insecure_http,
             )
-        if feed_uri is not None:
-            assert self._client is not None and config.client_id and config.client_secret
-            feed = RevocationFeed(
-                feed_uri,
-                config.client_id,
-                config.client_secret,
-                self._denylist,
-                self._clock,
-                timeout=config.jwks_cache.timeout,
-            )
+        if feed is not None:
+            assert self._client is not None
             self._poller = AsyncRevocationPoller(
                 feed, self._client, config.revocation_poll_interval
             )

@@ -26,7 +26,7 @@ from ._core import VerifierCore, remote_algorithms
 from .claims import AccessClaims
 from .config import VerifierConfig
 from .jwks_cache import RemoteJWKS
-from .revocations import RevocationFeed, RevocationPoller, RevocationState
+from .revocations import RevocationPoller, RevocationState
 
 __all__ = ["Verifier"]
 
@@ -62,8 +62,8 @@ class Verifier(VerifierCore[httpx.BaseTransport]):
         remote = static is None
         if remote and config.jwks_uri is None:
             config.check_issuer_url()
-        feed_uri = config.feed_uri() if config.polls_revocations else None
-        self._client = httpx.Client(transport=transport) if remote or feed_uri else None
+        feed = self._revocation_feed()
+        self._client = httpx.Client(transport=transport) if remote or feed else None
         self._jwks = None
         self._poller = None
         if static is not None:
@@ -78,16 +78,8 @@ class Verifier(VerifierCore[httpx.BaseTransport]):
                 client=self._client,
                 allow_insecure_http=config.allow_insecure_http,
             )
-        if feed_uri is not None:
-            assert self._client is not None and config.client_id and config.client_secret
-            feed = RevocationFeed(
-                feed_uri,
-                config.client_id,
-                config.client_secret,
-                self._denylist,
-                self._clock,
-                timeout=config.jwks_cache.timeout,
-            )
+        if feed is not None:
+            assert self._client is not None
             self._poller = RevocationPoller(feed, self._client, config.revocation_poll_interval)
 
     # -- verification -----------------------------------------------------------------
