@@ -201,3 +201,28 @@ async def test_the_task_polls_on_its_interval_until_closed(
     assert task.cancelled()
     assert p.feed.state.revoked == 1
     await client.aclose()
+
+
+def test_polls_from_two_threads_take_turns(fake: FakeIssuer, clock: FixedClock) -> None:
+    first_inside, second_inside, release = threading.Event(), threading.Event(), threading.Event()
+
+    def hold(request: httpx.Request) -> None:
+        if fake.counts["/oauth/revocations"] == 1:
+            first_inside.set()
+            assert release.wait(10)
+        else:
+            second_inside.set()
+
+    fake.on_request = hold
+    p = poller(fake, clock)
+    first = threading.Thread(target=p.poll_once)
+    first.start()
+    assert first_inside.wait(10)
+    second = threading.Thread(target=p.poll_once)
+    second.start()
+    # While the first poll is in its request, the second must wait for it.
+    assert not second_inside.wait(0.2)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert second_inside.is_set() and fake.counts["/oauth/revocations"] == 2

@@ -189,8 +189,15 @@ class RevocationPoller:
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # A poll asked for by hand must not interleave with the thread's: the cursor
+        # and the denylist's expiry heaps are updated in several steps.
+        self._polling = threading.Lock()
 
     def poll_once(self) -> RevocationState:
+        with self._polling:
+            return self._poll()
+
+    def _poll(self) -> RevocationState:
         feed = self.feed
         feed.begin()
         try:
