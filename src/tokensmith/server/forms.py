@@ -27,6 +27,7 @@ __all__ = [
     "MAX_TOKEN_VALUE",
     "MAX_VALUE",
     "ClientCredentials",
+    "check_content_type",
     "client_address",
     "client_credentials",
     "parse_pairs",
@@ -55,12 +56,11 @@ class ClientCredentials:
         return f"ClientCredentials({self.client_id!r}, method={self.method!r})"
 
 
-def _check_content_type(header: str | None) -> None:
-    if header is None:
-        raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
-    media, *params = (part.strip() for part in header.split(";"))
-    if media.lower() != _FORM_TYPE:
-        raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
+def check_content_type(header: str | None, media_type: str) -> None:
+    """``InvalidRequest`` unless ``header`` is ``media_type``, with no charset but UTF-8."""
+    media, *params = (part.strip() for part in (header or "").split(";"))
+    if media.lower() != media_type:
+        raise InvalidRequest(f"The body must be {media_type}.")
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in (
@@ -129,7 +129,7 @@ async def read_form(
     request: Request, allowed: Collection[str] | None, long_values: Collection[str] = ()
 ) -> dict[str, str]:
     """The request's form, strictly parsed (see the module docstring)."""
-    _check_content_type(request.headers.get("content-type"))
+    check_content_type(request.headers.get("content-type"), _FORM_TYPE)
     body = await read_body(request)
     try:
         text = body.decode("utf-8")

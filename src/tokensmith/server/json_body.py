@@ -13,25 +13,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from tokensmith.server.forms import read_body
+from tokensmith.server.forms import check_content_type, read_body
 from tokensmith.server.services import InvalidRequest
 
 __all__ = ["read_json", "string_list"]
 
 _JSON_TYPE = "application/json"
-
-
-def _check_content_type(header: str | None) -> None:
-    media, *params = (part.strip() for part in (header or "").split(";"))
-    if media.lower() != _JSON_TYPE:
-        raise InvalidRequest("The body must be application/json.")
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in (
-            "utf-8",
-            "utf8",
-        ):
-            raise InvalidRequest("Only the UTF-8 charset is accepted.")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,7 +45,7 @@ async def read_json(
         if await read_body(request):
             raise InvalidRequest("The body must be application/json.")
         return {}
-    _check_content_type(content_type)
+    check_content_type(content_type, _JSON_TYPE)
     raw = await read_body(request)
     try:
         value = json.loads(
