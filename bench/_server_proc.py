@@ -36,7 +36,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(data_dir: Path, issuer: str, alg: str, log_level: str | None) -> dict[str, str]:
+def server_env(
+    data_dir: Path, issuer: str, alg: str, log_level: str | None, access_log: str | None = None
+) -> dict[str, str]:
     """This process's environment without any TOKENSMITH_* setting, plus the server's."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TOKENSMITH_")}
     env.update(
@@ -47,6 +49,8 @@ def server_env(data_dir: Path, issuer: str, alg: str, log_level: str | None) -> 
     )
     if log_level is not None:
         env["TOKENSMITH_LOG_LEVEL"] = log_level
+    if access_log is not None:
+        env["TOKENSMITH_ACCESS_LOG"] = access_log
     return env
 
 
@@ -85,11 +89,13 @@ class BenchServer:
         return self.root / "server.log"
 
     @classmethod
-    def start(cls, alg: str, tmp: Path, log_level: str | None) -> BenchServer:
+    def start(
+        cls, alg: str, tmp: Path, log_level: str | None, access_log: str | None = None
+    ) -> BenchServer:
         root = tmp / alg.lower()
         root.mkdir(mode=0o700)
         port = free_port()
-        env = server_env(root / "var", f"http://127.0.0.1:{port}", alg, log_level)
+        env = server_env(root / "var", f"http://127.0.0.1:{port}", alg, log_level, access_log)
         server = cls(alg, root, port, env, password=secrets.token_urlsafe(18))
         server._setup()
         server._spawn()

@@ -77,6 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     p.add_argument("--scenarios", help="comma list of scenario names (default: all)")
     p.add_argument("--log-level", help="TOKENSMITH_LOG_LEVEL of the servers (default: theirs)")
+    p.add_argument(
+        "--access-log",
+        choices=("true", "false"),
+        help="TOKENSMITH_ACCESS_LOG of the servers (default: theirs)",
+    )
     p.add_argument("--seed", type=int, help="shuffle seed (default: random)")
     p.add_argument("--json", metavar="FILE", help="write every run and the verdicts here")
     args = p.parse_args(argv)
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for alg in sorted({s.server for s in chosen} | {"RS256"}):
                 print(f"setting up the {alg} server ...", file=sys.stderr, flush=True)
-                servers[alg] = BenchServer.start(alg, tmp, args.log_level)
+                servers[alg] = BenchServer.start(alg, tmp, args.log_level, args.access_log)
             with httpx.Client(timeout=60) as http:
                 try:
                     etag = gate(servers, http)
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- {args.rounds} rounds of {len(chosen)} wrk runs ({args.duration} s each, wrk -t1, "
         "keep-alive) and the floors per round; compared rows back to back, groups and rows "
         f"shuffled (seed {seed}); cells are medians over rounds; servers: one uvicorn worker "
-        f"each, log level {args.log_level or 'default'}; SIGTERM exit codes {exits}",
+        f"each, log level {args.log_level or 'default'}, access log "
+        f"{args.access_log or 'default'}; SIGTERM exit codes {exits}",
         "",
         *table(chosen, runs),
         "",

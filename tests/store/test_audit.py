@@ -6,6 +6,7 @@ import pytest
 
 from conftest import NOW
 from tokensmith.store import AuditEvent, Database, Repositories
+from tokensmith.store.audit import audit_values
 
 pytestmark = pytest.mark.anyio
 
@@ -93,3 +94,26 @@ async def test_prune_keeps_the_retention_window(db: Database) -> None:
         await Repositories(session).audit.prune(NOW + 100)
     new_id = await record(db, "login_ok", NOW + 30)
     assert new_id == 4
+
+
+async def test_record_many_writes_checked_rows_in_order(db: Database) -> None:
+    rows = [
+        audit_values(AuditEvent.TOKEN_ISSUED, at=NOW + n, subject=f"s{n}", detail={"n": n})
+        for n in range(3)
+    ]
+    with pytest.raises(ValueError):  # the checks run when a row is made, not when written
+        audit_values(AuditEvent.TOKEN_ISSUED, at=NOW, detail={"refresh_token": "x"})
+    async with db.transaction() as session:
+        audit = Repositories(session).audit
+        assert await audit.record_many(rows) == 3
+        assert await audit.record_many([]) == 0
+        with pytest.raises(TypeError):
+            await audit.record_many([rows[0].as_params()])  # type: ignore[list-item]
+    async with db.read() as session:
+        entries = await Repositories(session).audit.page()
+    assert [(e.subject, e.detail) for e in reversed(entries)] == [
+        ("s0", {"n": 0}),
+        ("s1", {"n": 1}),
+        ("s2", {"n": 2}),
+    ]
+    assert entries[0].id > entries[1].id > entries[2].id

@@ -89,6 +89,13 @@ def serve(
             port=port,
             workers=workers,
             log_level=settings.log_level,
+            access_log=settings.access_log,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )

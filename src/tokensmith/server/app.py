@@ -5,7 +5,8 @@ ring, and builds every service once; the CLI's commands and the server use the s
 function, so they can never be wired differently. ``create_app`` is the Starlette app
 (chosen over FastAPI: the routes are thin, and PEERS.md measured ~44 us per request for
 a trivial FastAPI dependency) whose lifespan runs ``build_services`` and the background
-jobs: key ring maintenance every minute and pruning every ``prune_interval``.
+jobs: key ring maintenance every minute, pruning every ``prune_interval`` and the
+``AuditWriter``'s drain of batched ``token_issued`` rows (flushed when the lifespan ends).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from starlette.middleware import Middleware
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.server.services import (
     AuditLog,
+    AuditWriter,
+    ClientCache,
     ClientService,
     DatabaseThrottleStore,
     KeyRing,
@@ -73,6 +76,7 @@ class ServerContext:
     tokens: TokenService
     users: UserService
     audit: AuditLog
+    audit_writer: AuditWriter
 
     def __repr__(self) -> str:
         return f"ServerContext(issuer={self.settings.issuer!r}, db={self.db!r})"
@@ -112,6 +116,9 @@ async def build_services(
     clock = clock or SystemClock()
     master = load_or_create_master_key(settings)
     db = Database.open(settings.resolved_database_url())
+    # Batches token_issued rows while create_app's lifespan runs it; otherwise (the CLI)
+    # each row is written at once. Flushed below before the database closes.
+    audit_writer = AuditWriter(db)
     try:
         await upgrade(db)
         keyring = await KeyRing.load(db, master, settings, clock)
@@ -132,7 +139,9 @@ async def build_services(
             kind="client",
             count_in_flight=False,
         )
-        clients = ClientService(db, client_throttle, clock=clock)
+        clients = ClientService(
+            db, client_throttle, clock=clock, cache=ClientCache(settings.client_cache_ttl)
+        )
         tokens = TokenService(
             db,
             keyring,
@@ -141,6 +150,7 @@ async def build_services(
             settings,
             refresh_secret=derive_refresh_secret(master),
             clock=clock,
+            audit=audit_writer,
         )
         yield ServerContext(
             settings=settings,
@@ -153,10 +163,14 @@ async def build_services(
             clients=clients,
             tokens=tokens,
             users=UserService(db, passwords, tokens, clock=clock),
-            audit=AuditLog(db),
+            audit=AuditLog(db, audit_writer),
+            audit_writer=audit_writer,
         )
     finally:
-        await db.dispose()
+        try:
+            await audit_writer.aclose()
+        finally:
+            await db.dispose()
 
 
 async def prune_once(ctx: ServerContext) -> None:
@@ -210,11 +224,14 @@ def create_app(
             async with anyio.create_task_group() as group:
                 group.start_soon(run_maintenance, ctx.keyring, ctx.db, MAINTENANCE_INTERVAL, stop)
                 group.start_soon(run_pruning, ctx, float(settings.prune_interval), stop)
+                group.start_soon(ctx.audit_writer.run)
                 try:
                     yield
                 finally:
-                    # Both jobs wake on ``stop`` and finish the pass they are in.
+                    # Both jobs wake on ``stop`` and finish the pass they are in; the audit
+                    # writer flushes what is queued and returns.
                     stop.set()
+                    ctx.audit_writer.stop()
 
     app = Starlette(
         routes=routes(settings),

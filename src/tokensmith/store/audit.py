@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ._checks import check_count, check_name, check_time, inserted_id, rowcount
 from .models import AuditLogRow, table_of
 
-__all__ = ["AuditEntry", "AuditEvent", "AuditRepository"]
+__all__ = ["AuditEntry", "AuditEvent", "AuditRepository", "AuditRow", "audit_values"]
 
 _audit = table_of(AuditLogRow)
 
@@ -101,6 +101,54 @@ def _optional_name(name: str, value: str | None) -> str | None:
     return None if value is None else check_name(name, value)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """The checked column values of one audit row, made only by ``audit_values``."""
+
+    at: int
+    event: str
+    actor: str | None
+    subject: str | None
+    client_address: str | None
+    detail: dict[str, Any]
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "event": self.event,
+            "actor": self.actor,
+            "subject": self.subject,
+            "client_address": self.client_address,
+            "detail": self.detail,
+        }
+
+
+def audit_values(
+    event: AuditEvent | str,
+    *,
+    at: int,
+    actor: str | None = None,
+    subject: str | None = None,
+    client_address: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditRow:
+    """One audit row, checked (``record`` writes one, ``record_many`` several at once).
+
+    Every check runs here, so a row made now and written later (batched) cannot fail its
+    batch: ``event`` must be an ``AuditEvent`` value, names fit their columns, and
+    ``detail`` is JSON without a secret's key.
+    """
+    check_time("at", at)
+    return AuditRow(
+        at=at,
+        event=AuditEvent(event).value,
+        actor=_optional_name("actor", actor),
+        subject=_optional_name("subject", subject),
+        client_address=_optional_name("client_address", client_address),
+        detail=_check_detail(detail),
+    )
+
+
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -116,17 +164,25 @@ class AuditRepository:
         detail: Mapping[str, Any] | None = None,
     ) -> int:
         """Append an event; returns its id. ``event`` must be an ``AuditEvent`` value."""
-        check_time("at", at)
-        values = {
-            "at": at,
-            "event": AuditEvent(event).value,
-            "actor": _optional_name("actor", actor),
-            "subject": _optional_name("subject", subject),
-            "client_address": _optional_name("client_address", client_address),
-            "detail": _check_detail(detail),
-        }
-        result = await self.session.execute(insert(_audit).values(**values))
+        values = audit_values(
+            event,
+            at=at,
+            actor=actor,
+            subject=subject,
+            client_address=client_address,
+            detail=detail,
+        )
+        result = await self.session.execute(insert(_audit).values(**values.as_params()))
         return inserted_id(result)
+
+    async def record_many(self, rows: Sequence[AuditRow]) -> int:
+        """Append rows made by ``audit_values``, in order, in one statement; returns how many."""
+        if not rows:
+            return 0
+        if not all(isinstance(row, AuditRow) for row in rows):
+            raise TypeError("record_many takes rows made by audit_values")
+        await self.session.execute(insert(_audit), [row.as_params() for row in rows])
+        return len(rows)
 
     async def page(
         self, *, before_id: int | None = None, limit: int = 100, since: int | None = None

@@ -7,6 +7,8 @@ service, render.
 """
 
 from .audit_log import MAX_AUDIT_PAGE, AuditLog, AuditPage
+from .audit_writer import AuditWriter
+from .client_cache import ClientCache
 from .clients import (
     GRANT_TYPES,
     ClientConfigError,
@@ -109,6 +111,8 @@ __all__ = [
     "Attempt",
     "AuditLog",
     "AuditPage",
+    "AuditWriter",
+    "ClientCache",
     "ClientConfigError",
     "ClientService",
     "DatabaseThrottleStore",

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from tokensmith.store import AuditEntry, Database, Repositories
 
+from .audit_writer import AuditWriter
+
 __all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage"]
 
 MAX_AUDIT_PAGE = 500
@@ -19,14 +21,21 @@ class AuditPage:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    """``writer``: the batching ``AuditWriter`` of this process, flushed before each read so
+    a page shows every row this process has recorded (other processes' batches arrive
+    within their flush interval)."""
+
+    def __init__(self, db: Database, writer: AuditWriter | None = None) -> None:
         self.db = db
+        self.writer = writer
 
     async def page(
         self, *, before: int | None = None, since: int | None = None, limit: int = 100
     ) -> AuditPage:
         """Entries with an id below ``before`` and a time at or after ``since``."""
         limit = max(1, min(limit, MAX_AUDIT_PAGE))
+        if self.writer is not None:
+            await self.writer.flush()
         async with self.db.read() as session:
             # One more than asked tells whether an older page exists without a count.
             entries = await Repositories(session).audit.page(

@@ -8,6 +8,11 @@ milliseconds to every token request for no gain. The comparison is constant time
 Every secret check goes through a ``Throttle(kind="client")`` and asks it first: a locked
 (client, address) pair is refused with 429 before the secret is looked at, as every other
 credential check is (CVE-2026-9798).
+
+``authenticate`` reads client rows through a ``ClientCache`` (``client_cache.py``): a
+registered client's row is kept for ``client_cache_ttl`` seconds (the secret is still
+compared every time), invalidated here on every change this service makes; a change made
+by another process takes up to that long to apply here.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from tokensmith.clock import Clock, SystemClock
@@ -30,6 +36,7 @@ from tokensmith.store import (
     check_client_id,
 )
 
+from .client_cache import ClientCache
 from .oauth_errors import InvalidClient, InvalidScope, SlowDown, UnauthorizedClient
 from .throttle import Throttle
 
@@ -140,7 +147,11 @@ def resolve_scope(allowed: Iterable[str], requested: str | None) -> tuple[str, .
 
 
 class ClientService:
-    """Register and authenticate clients. ``throttle`` is a ``Throttle(kind="client")``."""
+    """Register and authenticate clients. ``throttle`` is a ``Throttle(kind="client")``.
+
+    ``cache`` keeps client rows for ``authenticate`` (``build_services`` passes one with
+    ``client_cache_ttl``); without one, every authentication reads the database.
+    """
 
     def __init__(
         self,
@@ -148,10 +159,12 @@ class ClientService:
         throttle: Throttle,
         *,
         clock: Clock | None = None,
+        cache: ClientCache | None = None,
     ) -> None:
         self.db = db
         self.throttle = throttle
         self.clock: Clock = clock or SystemClock()
+        self.cache = cache if cache is not None else ClientCache(ttl=0)
 
     def _now(self) -> int:
         return int(self.clock.now())
@@ -173,7 +186,7 @@ class ClientService:
         _check_registration(client_id, confidential, grants, scope_list)
         secret = secrets.token_urlsafe(32) if confidential else None
         now = self._now()
-        async with self.db.transaction() as session:
+        async with self._changing(client_id), self.db.transaction() as session:
             repos = Repositories(session)
             try:
                 client = await repos.clients.add(
@@ -197,10 +210,11 @@ class ClientService:
         return NewClient(client, secret)
 
     async def reset_secret(self, client_id: str, *, actor: str | None = None) -> NewClient:
-        """A new secret for a confidential client (the old one stops working at once)."""
+        """A new secret for a confidential client. The old one stops working at once in this
+        process, and within ``client_cache_ttl`` in other processes."""
         secret = secrets.token_urlsafe(32)
         now = self._now()
-        async with self.db.transaction() as session:
+        async with self._changing(client_id), self.db.transaction() as session:
             repos = Repositories(session)
             current = await repos.clients.get(client_id)
             if current is None or current.is_public:
@@ -231,12 +245,13 @@ class ClientService:
     async def set_disabled(
         self, client_id: str, disabled: bool, *, actor: str | None = None
     ) -> Client:
-        """Switch a client off (its credentials stop working at once) or on again.
+        """Switch a client off (its credentials stop working at once in this process, and
+        within ``client_cache_ttl`` in other processes) or on again.
 
         Tokens already issued to it stay valid until they expire or are revoked.
         """
         now = self._now()
-        async with self.db.transaction() as session:
+        async with self._changing(client_id), self.db.transaction() as session:
             repos = Repositories(session)
             client = await repos.clients.set_disabled(client_id, disabled, now=now)
             await repos.audit.record(
@@ -259,8 +274,7 @@ class ClientService:
         if not attempt.decision.allowed:
             raise SlowDown(attempt.decision.retry_after)
         try:
-            async with self.db.read() as session:
-                client = await Repositories(session).clients.get(client_id)
+            client = await self._load(client_id)
             if client is not None and client.is_public:
                 ok = secret is None
             else:
@@ -281,6 +295,26 @@ class ClientService:
             return client
         finally:
             attempt.release()  # a database failure or a cancellation: no verdict
+
+    async def _load(self, client_id: str) -> Client | None:
+        """The client's row, from the cache when fresh; unknown ids are never cached."""
+        client = self.cache.get(client_id)
+        if client is None:
+            ticket = self.cache.ticket()
+            async with self.db.read() as session:
+                client = await Repositories(session).clients.get(client_id)
+            if client is not None:
+                self.cache.put(client, ticket)
+        return client
+
+    @asynccontextmanager
+    async def _changing(self, client_id: str) -> AsyncIterator[None]:
+        """Around a change of a client: its cached row is dropped once the change is over
+        (committed or not), and rows read while it ran are not stored."""
+        try:
+            yield
+        finally:
+            self.cache.invalidate(client_id)
 
     async def _audit_failure(self, client_id: str, address: str) -> None:
         async with self.db.transaction() as session:

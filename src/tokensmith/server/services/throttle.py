@@ -258,7 +258,8 @@ class Throttle:
         self._on_throttled = on_throttled
         # One read-modify-write at a time in this process; concurrent failures would
         # otherwise be lost updates. Across processes the store's atomic update serializes.
-        self._lock = anyio.Lock()
+        # fast_acquire: no yield to the event loop when nobody holds it (the usual case).
+        self._lock = anyio.Lock(fast_acquire=True)
         self._atomic = isinstance(store, AtomicThrottleStore)
         # Admitted attempts not yet settled: per address key, and a gate per pair.
         self._pending: dict[str, int] = {}
@@ -356,6 +357,9 @@ class Throttle:
     async def succeeded(self, username: str, address: str) -> None:
         """Forget the pair's failures (the address counter stays: see record_success)."""
         pair_key, _ = self.keys(username, address)
+        await self._forget(pair_key)
+
+    async def _forget(self, pair_key: str) -> None:
         await self.store.delete(pair_key)
 
     async def prune(self) -> int:

@@ -42,7 +42,8 @@ class Attempt:
         return decision
 
     async def succeeded(self) -> None:
-        await self._throttle.succeeded(self._username, self._address)
+        # ``Throttle.succeeded`` by the keys ``begin`` already computed.
+        await self._throttle._forget(self._keys[0])
         self.release()
 
     def release(self) -> None:
@@ -60,7 +61,8 @@ class Gates:
     async def acquire(self, key: str) -> None:
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
-            lock = anyio.Lock()
+            # No yield to the event loop when the pair has no attempt in flight.
+            lock = anyio.Lock(fast_acquire=True)
         self._locks[key] = (lock, users + 1)
         try:
             await lock.acquire()
