@@ -128,7 +128,15 @@ def access_claims(payload: dict[str, Any]) -> AccessClaims:
     client_id = get("client_id")
     if client_id is not None and type(client_id) is not str:
         raise _claim_error("client_id", "a string")
+    if roles is None:
+        roles = ()
+    else:
+        # The tuple replaces the list in the payload too: a cached payload without
+        # lists is left alone by the garbage collector after one pass.
+        roles = payload["roles"] = _strings(roles, "roles")
     aud = get("aud")
+    if type(aud) is list:  # the core has checked aud: a string, or a list of strings
+        aud = payload["aud"] = tuple(aud)
     # Built without the dataclass __init__: its 11 object.__setattr__ calls cost more
     # than the rest of this function, on the path of every new token. Same fields,
     # still frozen (assignment raises), same equality and repr.
@@ -136,15 +144,14 @@ def access_claims(payload: dict[str, Any]) -> AccessClaims:
     claims.__dict__.update(
         sub=sub,
         iss=iss,
-        # The core has checked aud: a string, or a list of strings.
-        aud=(aud,) if type(aud) is str else tuple(aud) if type(aud) is list else (),
+        aud=(aud,) if type(aud) is str else aud if type(aud) is tuple else (),
         exp=exp,
         iat=get("iat"),
         nbf=get("nbf"),
         jti=get("jti"),
         client_id=client_id,
         scopes=scopes,
-        roles=() if roles is None else _strings(roles, "roles"),
+        roles=roles,
         claims=ClaimsView(payload),
     )
     return claims
