@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -123,17 +124,50 @@ async def test_read_sessions_do_not_write(db: Database) -> None:
 
 
 async def test_transactions_take_the_write_lock_up_front(db_url: str) -> None:
-    # BEGIN IMMEDIATE: a second writer waits at BEGIN (here it may not wait at all),
-    # instead of failing later at its first write with a stale snapshot.
+    # BEGIN IMMEDIATE: a writer of another process waits at BEGIN (here it may not wait
+    # at all), instead of failing later at its first write with a stale snapshot.
     await upgrade(db_url)
-    async with Database.open(db_url, busy_timeout=0) as db:
+    async with (
+        Database.open(db_url, busy_timeout=0) as db,
+        Database.open(db_url, busy_timeout=0) as other,
+    ):
         async with db.transaction():
             with pytest.raises(DatabaseUnavailable):
-                async with db.transaction():
+                async with other.transaction():
                     pass
             # Readers are not blocked by the writer (WAL).
             async with db.read() as session:
                 assert await Repositories(session).users.list() == []
+        await connection_threads_finished()
+
+
+async def test_writers_of_one_process_queue_instead_of_failing(db_url: str) -> None:
+    # With no busy timeout at all, concurrent writers of one Database still all succeed:
+    # they wait their turn on the in-process lock, not in SQLite's busy handler.
+    await upgrade(db_url)
+    async with Database.open(db_url, busy_timeout=0) as db:
+
+        async def write(name: str) -> None:
+            async with db.transaction() as session:
+                await Repositories(session).users.add(name, PASSWORD_HASH, now=NOW)
+                await anyio.sleep(0)  # hold the transaction across a switch
+
+        async with anyio.create_task_group() as group:
+            for i in range(10):
+                group.start_soon(write, f"user{i}")
+        async with db.read() as session:
+            assert len(await Repositories(session).users.list()) == 10
+
+
+async def test_a_transaction_inside_another_is_refused(db_url: str) -> None:
+    await upgrade(db_url)
+    async with Database.open(db_url) as db:
+        async with db.transaction():
+            with pytest.raises(RuntimeError, match="inside another"):
+                async with db.transaction():
+                    pass
+        async with db.transaction():  # the outer one ended: writing works again
+            pass
 
 
 async def test_ping(db: Database, tmp_path: Path) -> None:
