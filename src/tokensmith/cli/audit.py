@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tokensmith.server.services import audit_summary
 from tokensmith.server.settings import parse_duration
 from tokensmith.store import AuditEntry, Repositories
 
@@ -43,18 +44,6 @@ def parse_since(text: str, now: int) -> int:
     return max(0, int(moment.timestamp()))
 
 
-def entry_json(entry: AuditEntry) -> dict[str, object]:
-    return {
-        "id": entry.id,
-        "at": entry.at,
-        "event": entry.event.value,
-        "actor": entry.actor,
-        "subject": entry.subject,
-        "client_address": entry.client_address,
-        "detail": dict(entry.detail),
-    }
-
-
 @click.command()
 @click.option("--since", default=None, help="Only events since: 2h, 7d, an ISO time, @UNIX.")
 @click.option(
@@ -78,7 +67,7 @@ def audit(since: str | None, limit: int, as_json: bool, config_path: Path | None
 
     entries = run_async(go)
     if as_json:
-        echo_json([entry_json(e) for e in entries])
+        echo_json([audit_summary(e) for e in entries])
         return
     rows = [
         (

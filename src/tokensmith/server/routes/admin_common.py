@@ -18,11 +18,10 @@ from starlette.responses import JSONResponse
 from tokensmith.server.forms import check_pairs, parse_pairs
 from tokensmith.server.http_errors import NO_STORE
 from tokensmith.server.services import InvalidRequest, InvalidToken, MissingToken
-from tokensmith.store import AuditEntry
 
 from ._context import context
 
-__all__ = ["admin", "audit_summary", "path_param", "query", "query_number", "reply"]
+__all__ = ["admin", "path_param", "query", "query_number", "reply"]
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -72,15 +71,3 @@ def path_param(request: Request, name: str) -> str:
 
 def reply(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status, headers=NO_STORE)
-
-
-def audit_summary(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at,
-        "event": entry.event.value,
-        "actor": entry.actor,
-        "subject": entry.subject,
-        "client_address": entry.client_address,
-        "detail": dict(entry.detail),
-    }

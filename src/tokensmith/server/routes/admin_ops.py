@@ -18,12 +18,13 @@ from tokensmith.server.json_body import read_json, string_list
 from tokensmith.server.services import (
     MAX_AUDIT_PAGE,
     InvalidRequest,
+    audit_summary,
     client_summary,
     key_summary,
 )
 
 from ._context import context
-from .admin_common import admin, audit_summary, path_param, query, query_number, reply
+from .admin_common import admin, path_param, query, query_number, reply
 
 __all__ = ["ops_routes"]
 

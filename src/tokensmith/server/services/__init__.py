@@ -6,7 +6,7 @@ User management for the CLI and the admin API. Routes stay thin: parse, call one
 service, render.
 """
 
-from .audit_log import MAX_AUDIT_PAGE, AuditLog, AuditPage
+from .audit_log import MAX_AUDIT_PAGE, AuditLog, AuditPage, audit_summary
 from .audit_writer import AuditWriter
 from .client_cache import ClientCache
 from .clients import (
@@ -160,6 +160,7 @@ __all__ = [
     "WeakPassword",
     "address_key",
     "admin_audience",
+    "audit_summary",
     "check_grant_type",
     "check_new_password",
     "client_summary",

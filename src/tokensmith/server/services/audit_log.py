@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tokensmith.store import AuditEntry, Database, Repositories
 
 from .audit_writer import AuditWriter
 
-__all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage"]
+__all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage", "audit_summary"]
 
 MAX_AUDIT_PAGE = 500
+
+
+def audit_summary(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the CLI's ``--json`` and the admin API show it."""
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "event": entry.event.value,
+        "actor": entry.actor,
+        "subject": entry.subject,
+        "client_address": entry.client_address,
+        "detail": dict(entry.detail),
+    }
 
 
 @dataclass(frozen=True, slots=True)
