@@ -1,5 +1,5 @@
 # The scripts to rule them all: `make run`, `make test`, `make bench`, `make bench-server`,
-# `make lint`, `make fmt`.
+# `make bench-verify`, `make bench-app`, `make lint`, `make fmt`.
 # Everything runs from a local .venv that these targets create and keep in step with pyproject.toml.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench bench-server clean
+.PHONY: run test lint fmt typecheck bench bench-server bench-verify bench-app clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,25 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench-server: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
 	$(BIN)/python bench/server_bench.py $(BENCH_SERVER_ARGS)
+
+# The verifier SDK in process (bench/verify_bench.py): a new token and a token seen before,
+# against the JOSE core, PyJWT + PyJWKClient and the raw floor. About a minute.
+bench-verify: $(STAMP)
+	$(BIN)/python bench/verify_bench.py $(BENCH_VERIFY_ARGS)
+
+# The example application server under wrk (bench/app_bench.py): the protected endpoint
+# against its no-auth twin, on four uvicorn stacks. uvloop and httptools (uvicorn[standard]'s
+# servers, not dependencies of tokensmith) go into $(BENCH_EXTRAS) with pip --target, on
+# the bench servers' PYTHONPATH only: the venv's own uvicorn keeps its defaults.
+BENCH_EXTRAS := $(VENV)/bench-extras
+$(BENCH_EXTRAS)/.installed: | $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade \
+		--target $(BENCH_EXTRAS) uvloop==0.23.0 httptools==0.9.0
+	@touch $@
+
+bench-app: $(STAMP) $(BENCH_EXTRAS)/.installed
+	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(BIN)/python bench/app_bench.py $(BENCH_APP_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
