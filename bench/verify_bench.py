@@ -24,6 +24,7 @@ import argparse
 import gc
 import itertools
 import json
+import math
 import os
 import random
 import statistics
@@ -119,7 +120,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="shuffle seed (default: random)")
     p.add_argument("--json", metavar="PATH", help="dump the raw per-batch samples here")
     p.add_argument("--fail-on-miss", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument(
+        "--summarize",
+        nargs="+",
+        metavar="JSON",
+        help="measure nothing: the key ratios of runs saved with --json, and their medians",
+    )
     args = p.parse_args(argv)
+    if args.summarize:
+        return args
     if args.quick:
         args.rounds, args.batch_ms = 3, 10.0
     args.algs = [a for a in args.algs.split(",") if a]
@@ -422,13 +431,72 @@ def report(cases: dict[tuple[str, str], Case], algs: list[str]) -> tuple[list[st
     return lines, ok_all
 
 
+SUMMARY = (
+    (SDK, CORE),
+    (SDK_REMOTE, CORE),
+    (SDK_ASYNC, CORE),
+    (CORE, FLOOR),
+    (PYJWT, SDK),
+)
+
+
+def summarize(paths: list[str]) -> int:
+    """Per run and over runs (median): the key ratios and the hit µs, from saved samples."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            dump = json.load(f)
+        cases: dict[tuple[str, str], Case] = {}
+        for c in dump["cases"]:
+            case = Case(c["alg"], c["row"], "verify", lambda: None)
+            case.samples = c["samples_us"]
+            cases[c["alg"], c["row"]] = case
+        runs.append((path, cases))
+    algs = [a for a in ALGS if (a, CORE) in runs[0][1]]
+    names = [os.path.basename(path) for path, _ in runs]
+    lines = [
+        "| ratio (of medians / paired) | " + " | ".join(names) + f" | median of {len(runs)} runs |",
+        "|---|" + "---|" * (len(runs) + 1),
+    ]
+    for alg in algs:
+        for a, b in SUMMARY:
+            values = []
+            for _, cases in runs:
+                x, y = cases[alg, a], cases[alg, b]
+                values.append((summary(x.samples)[0] / summary(y.samples)[0], paired_ratio(x, y)))
+            lines.append(_summary_row(f"{alg}: {a} / {b}", values))
+    for alg in algs:
+        for row in (HIT, HIT_ASYNC):
+            values = [(summary(cases[alg, row].samples)[0], math.nan) for _, cases in runs]
+            lines.append(_summary_row(f"{alg}: {row}, µs", values))
+    print("\n".join(lines))
+    return 0
+
+
+def _summary_row(label: str, values: list[tuple[float, float]]) -> str:
+    med = (
+        statistics.median(v[0] for v in values),
+        statistics.median(v[1] for v in values),
+    )
+    return f"| {label} | " + " | ".join(_pair(v) for v in [*values, med]) + " |"
+
+
+def _pair(value: tuple[float, float]) -> str:
+    ratio, paired = value
+    if math.isnan(paired):
+        return f"{ratio:.2f}"
+    return f"{TIMES}{ratio:.3f} / {paired:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summarize:
+        return summarize(args.summarize)
     warnings.simplefilter("ignore")
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     started = time.perf_counter()
-    started_wall = time.time()
+    started_wall, load0 = time.time(), os.getloadavg()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     now = int(time.time())
     material = build_material(args.algs, {})
@@ -519,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `.venv/bin/python {cmd.strip()}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started_wall))}; "
         f"wall time {wall:.0f} s",
-        *machine_info(),
-        f"- load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        machine_info()[0],
+        f"- load average at start: {', '.join(f'{x:.2f}' for x in load0)}; at end: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         noise,
         f"- {args.rounds} rounds {TIMES} {len(cases)} cases, one ~{args.batch_ms:g} ms batch per "
         "case per round; the rows of one alg back to back in a shuffled order, groups shuffled "
@@ -551,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": seed,
             "rounds": args.rounds,
             "batch_ms": args.batch_ms,
-            "machine": [*machine_info(), noise],
+            "machine": [machine_info()[0], noise],
+            "load_at_start": load0,
             "cases": [
                 {"alg": c.alg, "row": c.lib, "batch": c.batch, "samples_us": c.samples}
                 for c in cases.values()
