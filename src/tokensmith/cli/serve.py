@@ -90,6 +90,8 @@ def serve(
             workers=workers,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            http="httptools",
+            loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         )
     else:
         uvicorn.run(
@@ -98,4 +100,6 @@ def serve(
             port=port,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            http="httptools",
+            loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         )
