@@ -92,6 +92,12 @@ def prepare(data_dir: Path, issuer: str, app_url: str) -> Demo:
         if demo.issuer == issuer and demo.app_url == app_url:
             return demo
         raise SystemExit(f"{data_dir} was set up for {demo.issuer}; remove it to start over")
+    if data_dir.exists() and any(data_dir.iterdir()):
+        # Users and clients there were not made by the demo: adding john again would fail.
+        raise SystemExit(
+            f"{data_dir} holds a token server the demo did not set up; "
+            "remove it or point TOKENSMITH_DATA elsewhere"
+        )
     john, admin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     env = token_server_env(Demo(str(data_dir), issuer, app_url, "", "", "", "", "", ""))
     _cli(env, "init", "--admin", "admin", stdin=admin + "\n")
