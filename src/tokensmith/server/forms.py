@@ -31,8 +31,10 @@ __all__ = [
     "client_address",
     "client_credentials",
     "parse_pairs",
+    "query_number",
     "read_body",
     "read_form",
+    "read_query",
 ]
 
 MAX_BODY = 64 * 1024
@@ -43,6 +45,7 @@ MAX_TOKEN_VALUE = 8192
 AUTH_PARAMETERS = frozenset({"client_id", "client_secret"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
 # A '%' must start an escape; parse_qsl would keep "%zz" as literal text.
+_NUMBER = re.compile(r"[0-9]{1,18}")  # below 2**63: a SQL integer on every backend
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -156,6 +159,29 @@ def _basic(header: str) -> tuple[str, str | None]:
     except UnicodeDecodeError:
         raise InvalidClient() from None
     return client_id, secret or None
+
+
+def read_query(request: Request, allowed: Collection[str]) -> dict[str, str]:
+    """The query string's parameters: ASCII, each at most once, only those ``allowed``."""
+    raw = request.scope.get("query_string", b"")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The query string is malformed.") from None
+    return check_pairs(parse_pairs(text), allowed)
+
+
+def query_number(
+    params: Mapping[str, str], name: str, default: int | None, *, maximum: int | None = None
+) -> int | None:
+    """A non-negative integer parameter (1..``maximum`` when given), or ``default``."""
+    text = params.get(name)
+    if text is None:
+        return default
+    if not _NUMBER.fullmatch(text) or (maximum is not None and not 1 <= int(text) <= maximum):
+        limit = "" if maximum is None else f" (1 to {maximum})"
+        raise InvalidRequest(f"{name} must be a non-negative integer{limit}.")
+    return int(text)
 
 
 def client_credentials(request: Request, form: Mapping[str, str]) -> ClientCredentials:

@@ -158,3 +158,15 @@ async def test_an_expired_admin_token_is_refused(tmp_path: Path) -> None:
         _assert_challenge(
             await server.http.get("/admin/users", headers=admin.headers), 401, "invalid_token"
         )
+
+
+async def test_two_authorization_headers_are_refused(tmp_path: Path) -> None:
+    # As the application-server middleware does: which header a proxy saw is unknown.
+    async with running(tmp_path) as server:
+        admin = await make_admin(server)
+        bearer = admin.headers["Authorization"]
+        response = await server.http.get(
+            "/admin/users", headers=[("Authorization", bearer), ("Authorization", bearer)]
+        )
+        _assert_challenge(response, 401, "invalid_token")
+        assert (await server.http.get("/admin/users", headers=admin.headers)).status_code == 200

@@ -9,58 +9,37 @@ Answers are never cached; changes are audited with actor ``admin:<username>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tokensmith.server.forms import check_pairs, parse_pairs
+from tokensmith.server.forms import query_number, read_query
 from tokensmith.server.http_errors import NO_STORE
-from tokensmith.server.services import InvalidRequest, InvalidToken, MissingToken
+from tokensmith.server.services import InvalidToken, MissingToken
 
 from ._context import context
 
-__all__ = ["admin", "path_param", "query", "query_number", "reply"]
+__all__ = ["admin", "path_param", "query_number", "read_query", "reply"]
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_NUMBER = re.compile(r"[0-9]{1,18}")  # below 2**63: a SQL integer on every backend
 
 
 async def admin(request: Request) -> str:
     """Authenticate the request's bearer token; returns the audit actor."""
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         raise MissingToken()
-    scheme, _, token = header.partition(" ")
+    if len(headers) > 1:
+        # Which one a proxy saw is anyone's guess (the middleware refuses them too).
+        raise InvalidToken()
+    scheme, _, token = headers[0].partition(" ")
     if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
         raise InvalidToken()
     ctx = context(request)
     user = await ctx.users.authenticate_admin(token, ctx.settings.issuer)
     return f"admin:{user.username}"
-
-
-def query(request: Request, allowed: Iterable[str]) -> dict[str, str]:
-    """The query string's parameters: each at most once, only those ``allowed``."""
-    raw = request.scope.get("query_string", b"")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidRequest("The query string is malformed.") from None
-    return check_pairs(parse_pairs(text), tuple(allowed))
-
-
-def query_number(
-    params: dict[str, str], name: str, default: int | None, *, maximum: int | None = None
-) -> int | None:
-    text = params.get(name)
-    if text is None:
-        return default
-    if not _NUMBER.fullmatch(text) or (maximum is not None and not 1 <= int(text) <= maximum):
-        limit = "" if maximum is None else f" (1 to {maximum})"
-        raise InvalidRequest(f"{name} must be a non-negative integer{limit}.")
-    return int(text)
 
 
 def path_param(request: Request, name: str) -> str:

@@ -24,7 +24,7 @@ from tokensmith.server.services import (
 )
 
 from ._context import context
-from .admin_common import admin, path_param, query, query_number, reply
+from .admin_common import admin, path_param, query_number, read_query, reply
 
 __all__ = ["ops_routes"]
 
@@ -153,7 +153,7 @@ async def revoke_key(request: Request) -> Response:
 async def audit_page(request: Request) -> Response:
     """Newest first; the next page is ``?before=<next_before>``."""
     await admin(request)
-    params = query(request, ("before", "since", "limit"))
+    params = read_query(request, ("before", "since", "limit"))
     limit = query_number(params, "limit", 100, maximum=MAX_AUDIT_PAGE)
     assert limit is not None
     page = await context(request).audit.page(

@@ -13,7 +13,7 @@ from tokensmith.server.json_body import read_json, string_list
 from tokensmith.server.services import InvalidRequest, user_summary
 
 from ._context import context
-from .admin_common import admin, path_param, query, query_number, reply
+from .admin_common import admin, path_param, query_number, read_query, reply
 
 __all__ = ["user_routes"]
 
@@ -38,7 +38,7 @@ def _profile(body: dict[str, Any]) -> dict[str, str]:
 
 async def list_users(request: Request) -> Response:
     await admin(request)
-    params = query(request, ("after", "limit"))
+    params = read_query(request, ("after", "limit"))
     limit = query_number(params, "limit", 100, maximum=500)
     assert limit is not None
     page = await context(request).users.page(after=params.get("after"), limit=limit)

@@ -7,7 +7,6 @@ and renders. The parameters each grant takes are listed here: anything else is r
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -15,11 +14,11 @@ from starlette.responses import JSONResponse, Response
 
 from tokensmith.server.forms import (
     AUTH_PARAMETERS,
-    check_pairs,
     client_address,
     client_credentials,
-    parse_pairs,
+    query_number,
     read_form,
+    read_query,
 )
 from tokensmith.server.http_errors import NO_STORE
 from tokensmith.server.services import (
@@ -42,7 +41,6 @@ _GRANT_PARAMETERS = {
 }
 _TOKEN_HINT = frozenset({"token", "token_type_hint"}) | AUTH_PARAMETERS
 _FEED_LIMIT = 1000
-_CURSOR = re.compile(r"[0-9]{1,18}")  # below 2**63: a SQL integer on every backend
 
 
 def _required(form: dict[str, str], name: str) -> str:
@@ -120,27 +118,12 @@ async def introspect(request: Request) -> Response:
     return JSONResponse(answer, headers=NO_STORE)
 
 
-def _number(query: dict[str, str], name: str, default: int) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
-    if not _CURSOR.fullmatch(text):
-        raise InvalidRequest("after and limit must be non-negative integers.")
-    return int(text)
-
-
 async def revocations(request: Request) -> Response:
     """The denylist feed for verifiers; client authentication by HTTP Basic only."""
-    raw = request.scope.get("query_string", b"")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidRequest("The query string is malformed.") from None
-    query = check_pairs(parse_pairs(text), ("after", "limit"))
-    after = _number(query, "after", 0)
-    limit = _number(query, "limit", 100)
-    if not 1 <= limit <= _FEED_LIMIT:
-        raise InvalidRequest("limit must be between 1 and 1000.")
+    query = read_query(request, ("after", "limit"))
+    after = query_number(query, "after", 0)
+    limit = query_number(query, "limit", 100, maximum=_FEED_LIMIT)
+    assert after is not None and limit is not None
     if request.headers.get("authorization") is None:
         raise InvalidClient()
     _confidential(await _client(request, {}))
