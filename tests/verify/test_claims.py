@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
 from tokensmith.errors import InvalidClaim, MissingClaim
 from tokensmith.verify import AccessClaims
-from tokensmith.verify.claims import access_claims
+from tokensmith.verify.claims import SharedValues, access_claims
 
 
 def payload(**overrides: Any) -> dict[str, Any]:
@@ -42,13 +41,16 @@ def test_every_field_is_typed() -> None:
     assert claims.claims["profile"]["name"] == "John"
 
 
-def test_it_is_a_frozen_dataclass_equal_to_its_constructor_form() -> None:
+def test_it_is_an_immutable_named_tuple_equal_to_its_constructor_form() -> None:
     claims = access_claims(payload())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         claims.sub = "admin"  # type: ignore[misc]
-    built = AccessClaims(**{f.name: getattr(claims, f.name) for f in dataclasses.fields(claims)})
+    with pytest.raises(AttributeError):
+        claims.extra = "admin"  # type: ignore[attr-defined]
+    built = AccessClaims(**claims._asdict())
     assert built == claims and repr(built) == repr(claims)
-    assert [f.name for f in dataclasses.fields(AccessClaims)] == [
+    assert repr(claims).startswith("AccessClaims(sub='42', iss=")
+    assert AccessClaims._fields == (
         "sub",
         "iss",
         "aud",
@@ -60,7 +62,7 @@ def test_it_is_a_frozen_dataclass_equal_to_its_constructor_form() -> None:
         "scopes",
         "roles",
         "claims",
-    ]
+    )
 
 
 def test_the_claims_are_deeply_read_only() -> None:
@@ -114,12 +116,17 @@ def test_scopes_are_split_at_whitespace() -> None:
         ("roles", "EDITOR"),
         ("roles", ["EDITOR", 5]),
         ("roles", {"EDITOR": True}),
+        ("roles", ["EDITOR", {"ADMIN": True}]),
+        ("roles", ["EDITOR", ["ADMIN"]]),
         ("client_id", 7),
     ],
 )
-def test_claims_of_the_wrong_type_are_refused(claim: str, value: Any) -> None:
+@pytest.mark.parametrize("shared", [None, SharedValues()], ids=["alone", "shared"])
+def test_claims_of_the_wrong_type_are_refused(
+    claim: str, value: Any, shared: SharedValues | None
+) -> None:
     with pytest.raises(InvalidClaim) as info:
-        access_claims(payload(**{claim: value}))
+        access_claims(payload(**{claim: value}), shared)
     assert info.value.claim == claim
 
 
@@ -128,3 +135,33 @@ def test_claims_every_access_token_has_are_required(claim: str) -> None:
     with pytest.raises(MissingClaim) as info:
         access_claims(payload(**{claim: None}))
     assert info.value.claim == claim
+
+
+def test_shared_values_give_equal_claims_and_one_copy_of_each_repeated_value() -> None:
+    shared = SharedValues()
+    first = access_claims(payload(aud="api", sub="1"), shared)
+    second = access_claims(payload(aud="api", sub="2"), shared)
+    assert first == access_claims(payload(aud="api", sub="1"))  # same claims as unshared
+    assert second.claims["scope"] == "api read" and second.scopes == ("api", "read")
+    for name in ("iss", "aud", "client_id", "scopes", "roles"):
+        assert getattr(first, name) is getattr(second, name), name
+    assert first.claims["scope"] is second.claims["scope"]
+    assert first.claims["aud"] is second.claims["aud"] == "api"
+    assert first.claims["roles"] is second.claims["roles"] == ("EDITOR", "VIEWER")
+
+
+def test_roles_are_checked_when_other_roles_are_shared() -> None:
+    shared = SharedValues()
+    access_claims(payload(roles=["1"]), shared)
+    with pytest.raises(InvalidClaim):
+        access_claims(payload(roles=[1]), shared)  # a different tuple: checked, not taken from the table
+
+
+def test_shared_values_are_bounded() -> None:
+    shared = SharedValues(max_entries=3)
+    for n in range(10):
+        claims = access_claims(payload(client_id=f"c{n}", scope=f"s{n}", roles=[f"r{n}"]), shared)
+        assert claims.client_id == f"c{n}" and claims.scopes == (f"s{n}",)
+        assert claims.roles == (f"r{n}",)
+        tables = (shared._strings, shared._scopes, shared._audiences, shared._roles)
+        assert all(len(table) <= 3 for table in tables)

@@ -21,7 +21,7 @@ from tokensmith.errors import KeySetUnavailable
 from tokensmith.jose import JWK, JWKSet, JWTPolicy
 
 from ._token_cache import VerifiedTokenCache
-from .claims import AccessClaims, access_claims
+from .claims import AccessClaims, SharedValues, access_claims
 from .config import ASYMMETRIC_ALGORITHMS, VerifierConfig
 from .denylist import Denylist
 from .discovery import ProviderMetadata
@@ -101,6 +101,7 @@ class VerifierCore(ABC, Generic[TransportT]):
     _leeway: float
     _denylist: Denylist
     _tokens: VerifiedTokenCache
+    _shared: SharedValues
     _cached: Callable[[str | bytes], AccessClaims | None]
     #: A set (looked up by kid), or the one key of ``from_pem``/``from_secret``.
     _keys: JWK | JWKSet | None
@@ -119,6 +120,7 @@ class VerifierCore(ABC, Generic[TransportT]):
         self._denylist = Denylist(leeway=config.leeway)
         self._tokens = VerifiedTokenCache(config.token_cache_size)
         self._cached = self._tokens.get
+        self._shared = SharedValues()
         self._keys = None
         self._policy = None
         self._algorithms = None
@@ -257,6 +259,6 @@ class VerifierCore(ABC, Generic[TransportT]):
         self._install(keys, math.inf, algorithms)
 
     def _accept(self, token: str | bytes, payload: dict[str, Any], generation: int) -> AccessClaims:
-        claims = access_claims(payload)
+        claims = access_claims(payload, self._shared)
         self._tokens.put(token, claims, generation)
         return claims
