@@ -31,11 +31,10 @@ from enum import StrEnum
 from functools import partial
 from typing import cast
 
-import anyio
-
 from tokensmith.clock import Clock, SystemClock
 
-from .throttle_attempt import Attempt, Gates
+from .throttle_attempt import Attempt
+from .throttle_gates import Gates, Mutex
 from .throttle_keys import address_key, subject_key
 from .throttle_store import AtomicThrottleStore, MemoryThrottleStore, ThrottleState, ThrottleStore
 
@@ -258,8 +257,8 @@ class Throttle:
         self._on_throttled = on_throttled
         # One read-modify-write at a time in this process; concurrent failures would
         # otherwise be lost updates. Across processes the store's atomic update serializes.
-        # fast_acquire: no yield to the event loop when nobody holds it (the usual case).
-        self._lock = anyio.Lock(fast_acquire=True)
+        # No yield to the event loop when nobody holds it (the usual case): see throttle_gates.
+        self._lock = Mutex()
         self._atomic = isinstance(store, AtomicThrottleStore)
         # Admitted attempts not yet settled: per address key, and a gate per pair.
         self._pending: dict[str, int] = {}

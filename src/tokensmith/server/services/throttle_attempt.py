@@ -1,4 +1,4 @@
-"""An admitted credential check (``Attempt``) and the per-pair gates that serialize them.
+"""An admitted credential check (``Attempt``); the per-pair gates are in ``throttle_gates``.
 
 Split from ``throttle`` to keep the decision rules apart from the bookkeeping of the
 attempts in flight.
@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import anyio
-
 if TYPE_CHECKING:
     from .throttle import Decision, Throttle
 
-__all__ = ["Attempt", "Gates"]
+__all__ = ["Attempt"]
 
 
 @dataclass(slots=True)
@@ -50,33 +48,3 @@ class Attempt:
         if self._open and self.decision.allowed:
             self._throttle._settle(self._keys)
         self._open = False
-
-
-class Gates:
-    """One lock per key, kept only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
-
-    async def acquire(self, key: str) -> None:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            # No yield to the event loop when the pair has no attempt in flight.
-            lock = anyio.Lock(fast_acquire=True)
-        self._locks[key] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._drop(key)
-            raise
-
-    def release(self, key: str) -> None:
-        self._locks[key][0].release()
-        self._drop(key)
-
-    def _drop(self, key: str) -> None:
-        lock, users = self._locks[key]
-        if users > 1:
-            self._locks[key] = (lock, users - 1)
-        else:
-            del self._locks[key]
