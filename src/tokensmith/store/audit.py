@@ -69,9 +69,52 @@ class AuditEntry:
     detail: Mapping[str, Any]
 
 
+# Per item: two quotes around the key, ": ", ", ", and room for the value's own quotes.
+_ITEM_OVERHEAD = 8
+_INT_BOUND = 2**63  # such an int renders in at most 20 characters
+# Every audit value, by value and by member (a StrEnum member hashes as its value).
+_EVENT_VALUES: dict[str, str] = {event.value: event.value for event in AuditEvent}
+
+
+def _json_width(text: str) -> int:
+    """At most how many bytes ``text`` takes inside a JSON string (ensure_ascii): an ASCII
+    character at most 6 (``\\u001f``), any other at most 12 (two escapes past the BMP)."""
+    return len(text) * (6 if text.isascii() else 12)
+
+
+def _flat_detail(detail: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The checked copy of a flat dict whose JSON is surely within ``MAX_DETAIL``; None
+    when that is not certain (anything nested, a float, a long text), for the full check.
+
+    Token issuance writes such a row per request: this skips rendering it to JSON.
+    """
+    if type(detail) is not dict:
+        return None
+    size = 2  # the braces
+    for key, value in detail.items():
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        size += _json_width(key) + _ITEM_OVERHEAD
+        if kind is str:
+            size += _json_width(value)
+        elif kind is bool or value is None or (kind is int and -_INT_BOUND < value < _INT_BOUND):
+            size += 20
+        else:
+            return None
+        if key.casefold() in _SECRET_KEYS:
+            raise ValueError(f"detail must not hold a secret (key {key!r})")
+    if size > MAX_DETAIL:
+        return None
+    return dict(detail)
+
+
 def _check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
     if detail is None:
         return {}
+    flat = _flat_detail(detail)
+    if flat is not None:
+        return flat
     if not isinstance(detail, Mapping):
         raise TypeError("detail must be a mapping")
     _refuse_secrets(detail)
@@ -139,9 +182,10 @@ def audit_values(
     ``detail`` is JSON without a secret's key.
     """
     check_time("at", at)
+    value = _EVENT_VALUES.get(event) if isinstance(event, str) else None
     return AuditRow(
         at=at,
-        event=AuditEvent(event).value,
+        event=AuditEvent(event).value if value is None else value,
         actor=_optional_name("actor", actor),
         subject=_optional_name("subject", subject),
         client_address=_optional_name("client_address", client_address),
