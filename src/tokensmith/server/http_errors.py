@@ -20,11 +20,12 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokensmith.errors import TokensmithError
 from tokensmith.keys import RotationTooEarly, UnknownKey
+from tokensmith.server.responses import JSONResponse
 from tokensmith.server.services import (
     AlgorithmNotConfigured,
     ClientConfigError,

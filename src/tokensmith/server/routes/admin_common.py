@@ -12,10 +12,10 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from tokensmith.server.forms import query_number, read_query
 from tokensmith.server.http_errors import NO_STORE
+from tokensmith.server.responses import JSONResponse
 from tokensmith.server.services import InvalidToken, MissingToken
 
 from ._context import context

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from tokensmith.server.responses import JSONResponse
 
 from ._context import context
 

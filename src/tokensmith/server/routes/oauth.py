@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from tokensmith.server.forms import (
     AUTH_PARAMETERS,
@@ -21,6 +21,7 @@ from tokensmith.server.forms import (
     read_query,
 )
 from tokensmith.server.http_errors import NO_STORE
+from tokensmith.server.responses import JSONResponse
 from tokensmith.server.services import (
     InvalidClient,
     InvalidRequest,
