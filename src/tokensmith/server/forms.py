@@ -89,8 +89,27 @@ async def read_body(request: Request) -> bytes:
     return bytes(chunks)
 
 
+def _plain_pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_pairs`` of a text without "%" or "+" (nothing to unescape): the same pairs
+    and refusals as ``parse_qsl`` in strict mode, without its per-field unquoting."""
+    if not text:
+        return []
+    fields = text.split("&")
+    if len(fields) > MAX_FIELDS:
+        raise InvalidRequest("The form is malformed.")
+    pairs = []
+    for field in fields:
+        name, sep, value = field.partition("=")
+        if not sep:  # strict parsing: every field has "=", so "a&&b=c" is malformed too
+            raise InvalidRequest("The form is malformed.")
+        pairs.append((name, value))
+    return pairs
+
+
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """The name/value pairs of a urlencoded string; ``InvalidRequest`` if malformed."""
+    if "%" not in text and "+" not in text:
+        return _plain_pairs(text)  # a token request's usual form
     if _BAD_ESCAPE.search(text):
         raise InvalidRequest("The form has a malformed percent-escape.")
     try:
