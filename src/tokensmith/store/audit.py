@@ -76,12 +76,6 @@ _INT_BOUND = 2**63  # such an int renders in at most 20 characters
 _EVENT_VALUES: dict[str, str] = {event.value: event.value for event in AuditEvent}
 
 
-def _json_width(text: str) -> int:
-    """At most how many bytes ``text`` takes inside a JSON string (ensure_ascii): an ASCII
-    character at most 6 (``\\u001f``), any other at most 12 (two escapes past the BMP)."""
-    return len(text) * (6 if text.isascii() else 12)
-
-
 def _flat_detail(detail: Mapping[str, Any]) -> dict[str, Any] | None:
     """The checked copy of a flat dict whose JSON is surely within ``MAX_DETAIL``; None
     when that is not certain (anything nested, a float, a long text), for the full check.
@@ -95,9 +89,11 @@ def _flat_detail(detail: Mapping[str, Any]) -> dict[str, Any] | None:
         if type(key) is not str:
             return None
         kind = type(value)
-        size += _json_width(key) + _ITEM_OVERHEAD
+        # At most how many bytes a text takes in a JSON string (ensure_ascii): 6 for an
+        # ASCII character ("\\u001f"), 12 for any other (two escapes past the BMP).
+        size += len(key) * (6 if key.isascii() else 12) + _ITEM_OVERHEAD
         if kind is str:
-            size += _json_width(value)
+            size += len(value) * (6 if value.isascii() else 12)
         elif kind is bool or value is None or (kind is int and -_INT_BOUND < value < _INT_BOUND):
             size += 20
         else:

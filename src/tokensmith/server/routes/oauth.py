@@ -40,6 +40,8 @@ _GRANT_PARAMETERS = {
     "refresh_token": frozenset({"grant_type", "refresh_token", "scope"}),
     "client_credentials": frozenset({"grant_type", "scope"}),
 }
+# What each grant's request may carry, client authentication in the body included.
+_GRANT_FORM = {grant: names | AUTH_PARAMETERS for grant, names in _GRANT_PARAMETERS.items()}
 _TOKEN_HINT = frozenset({"token", "token_type_hint"}) | AUTH_PARAMETERS
 _FEED_LIMIT = 1000
 
@@ -68,10 +70,10 @@ async def token(request: Request) -> Response:
     # parameters (code, redirect_uri) is unsupported_grant_type, not invalid_request.
     form = await read_form(request, None)
     grant_type = _required(form, "grant_type")
-    allowed = _GRANT_PARAMETERS.get(grant_type)
+    allowed = _GRANT_FORM.get(grant_type)
     if allowed is None:
         raise UnsupportedGrantType()
-    if not form.keys() <= allowed | AUTH_PARAMETERS:
+    if not form.keys() <= allowed:
         raise InvalidRequest("The request has a parameter this grant does not take.")
     client = await _client(request, form)
     tokens = context(request).tokens

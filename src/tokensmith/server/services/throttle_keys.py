@@ -30,6 +30,9 @@ def subject_key(username: str) -> str:
     spellings that table merges, and it merges "Alice" and "ALICE" even for a caller that
     forgot to normalize.
     """
+    if username.isascii():
+        # ASCII is NFKC already and case-folds to its lower case: same key, no tables.
+        return _bounded(username.lower())
     folded = unicodedata.normalize("NFKC", username).casefold()
     return _bounded(unicodedata.normalize("NFKC", folded))
 
