@@ -13,21 +13,23 @@ workers as ``TOKENSMITH_CONFIG`` and ``--workers`` as ``TOKENSMITH_WORKERS`` (th
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokensmith.server.settings import CONFIG_ENV_VAR, env_name
+from tokensmith.server.access_log import ACCESS_LOGGER
+from tokensmith.server.settings import CONFIG_ENV_VAR, Settings, env_name
 
 from ._context import config_option, load, open_services, run_async
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["WORKER_APP", "serve", "worker_app"]
+__all__ = ["WORKER_APP", "log_config", "serve", "worker_app"]
 
 #: What uvicorn imports in each worker process when there are several.
 WORKER_APP = "tokensmith.cli.serve:worker_app"
@@ -38,6 +40,28 @@ def worker_app() -> Starlette:
     from tokensmith.server.app import create_app
 
     return create_app(load(None))
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """uvicorn's logging setup plus the app's batched access log (``server.access_log``).
+
+    uvicorn's own access log stays off: the app writes the same lines for much less.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["tokensmith_bare"] = {"format": "%(message)s"}
+    config["handlers"]["tokensmith_access"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "tokensmith_bare",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["tokensmith_access"],
+        "level": settings.log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 @click.command()
@@ -89,7 +113,8 @@ def serve(
             port=port,
             workers=workers,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            log_config=log_config(settings),
+            access_log=False,  # the app's own (create_app), when settings.access_log
             http="httptools",
             loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         )
@@ -99,7 +124,8 @@ def serve(
             host=host,
             port=port,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            log_config=log_config(settings),
+            access_log=False,  # the app's own (create_app), when settings.access_log
             http="httptools",
             loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         )

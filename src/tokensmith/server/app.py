@@ -44,6 +44,7 @@ from tokensmith.server.services import (
 from tokensmith.server.settings import Settings
 from tokensmith.store import Database, prune, upgrade
 
+from .access_log import AccessLog, AccessLogMiddleware
 from .http_errors import CatchAllMiddleware, exception_handlers
 from .routes import routes
 
@@ -213,6 +214,7 @@ def create_app(
     password_parameters: argon2.Parameters | None = None,
 ) -> Starlette:
     """The ASGI app; its lifespan builds the services and runs the background jobs."""
+    access_log = AccessLog() if settings.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -225,6 +227,8 @@ def create_app(
                 group.start_soon(run_maintenance, ctx.keyring, ctx.db, MAINTENANCE_INTERVAL, stop)
                 group.start_soon(run_pruning, ctx, float(settings.prune_interval), stop)
                 group.start_soon(ctx.audit_writer.run)
+                if access_log is not None:
+                    group.start_soon(access_log.run, stop)
                 try:
                     yield
                 finally:
@@ -233,9 +237,13 @@ def create_app(
                     stop.set()
                     ctx.audit_writer.stop()
 
+    middleware = [Middleware(CatchAllMiddleware)]
+    if access_log is not None:
+        # Outside the catch-all, so an answer it makes of a failure is logged as sent.
+        middleware.insert(0, Middleware(AccessLogMiddleware, log=access_log))
     app = Starlette(
         routes=routes(settings),
-        middleware=[Middleware(CatchAllMiddleware)],
+        middleware=middleware,
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
