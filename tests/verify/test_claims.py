@@ -154,7 +154,9 @@ def test_roles_are_checked_when_other_roles_are_shared() -> None:
     shared = SharedValues()
     access_claims(payload(roles=["1"]), shared)
     with pytest.raises(InvalidClaim):
-        access_claims(payload(roles=[1]), shared)  # a different tuple: checked, not taken from the table
+        access_claims(
+            payload(roles=[1]), shared
+        )  # a different tuple: checked, not taken from the table
 
 
 def test_shared_values_are_bounded() -> None:
