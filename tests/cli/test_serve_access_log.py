@@ -59,3 +59,14 @@ def test_the_access_log_is_the_apps_and_reaches_every_worker(
     else:  # each worker builds its app from the environment, where the setting is
         assert call["app"] == WORKER_APP
         assert (AccessLogMiddleware in [m.cls for m in worker_app().user_middleware]) is expected
+
+
+def test_the_access_log_follows_the_log_level(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKENSMITH_LOG_LEVEL", "warning")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    [call] = launched
+    assert call["log_config"]["loggers"][ACCESS_LOGGER]["level"] == "WARNING"
+    assert call["log_level"] == "warning"

@@ -9,6 +9,8 @@ with ``worker_app`` (factory mode) from the same environment. ``--config`` reach
 workers as ``TOKENSMITH_CONFIG`` and ``--workers`` as ``TOKENSMITH_WORKERS`` (the
 ``auto`` throttle store keeps its counters in the database when there are several);
 ``--host`` and ``--port`` concern only uvicorn, so they need not reach the app.
+uvicorn's access log is always off: the app writes its own, in batches
+(``tokensmith.server.access_log``), through the logger ``log_config`` sets up.
 """
 
 from __future__ import annotations
