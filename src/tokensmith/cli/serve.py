@@ -102,32 +102,21 @@ def serve(
     # KeyboardInterrupt traceback or death by signal.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _sig, _frame: None)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": log_config(settings),
+        "access_log": False,  # the app's own (create_app), when settings.access_log
+        "http": "httptools",
+        "loop": "asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
+    }
     if workers > 1:
         if config_path is not None:
             os.environ[CONFIG_ENV_VAR] = str(config_path.resolve())
         # The workers' settings must see how many they are, flag or not: with a
         # per-process throttle, N workers would give an attacker N times the allowance.
         os.environ[env_name("workers")] = str(workers)
-        uvicorn.run(
-            WORKER_APP,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level,
-            log_config=log_config(settings),
-            access_log=False,  # the app's own (create_app), when settings.access_log
-            http="httptools",
-            loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
-        )
+        uvicorn.run(WORKER_APP, factory=True, workers=workers, **common)
     else:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level=settings.log_level,
-            log_config=log_config(settings),
-            access_log=False,  # the app's own (create_app), when settings.access_log
-            http="httptools",
-            loop="asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
-        )
+        uvicorn.run(create_app(settings), **common)
