@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI
 
 from tokensmith.middleware import BearerAuthMiddleware
+from tokensmith.middleware.access_log import AccessLog, AccessLogMiddleware
 from tokensmith.middleware.fastapi import require
 from tokensmith.verify import AccessClaims, AsyncVerifier, VerifierConfig
 
@@ -23,15 +25,24 @@ __all__ = ["create_app"]
 
 def create_app(config: VerifierConfig, verifier: AsyncVerifier | None = None) -> FastAPI:
     verifier = verifier or AsyncVerifier(config)
+    # The request log without query strings: a client may put its token there, and
+    # uvicorn's own log (off in __main__) would write it down.
+    access_log = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Discovery, the first key set and the revocation poller; closed on shutdown.
-        async with verifier:
-            yield
+        stop = anyio.Event()
+        async with verifier, anyio.create_task_group() as group:
+            group.start_soon(access_log.run, stop)
+            try:
+                yield
+            finally:
+                stop.set()
 
     app = FastAPI(title="tokensmith example application server", lifespan=lifespan)
     app.add_middleware(BearerAuthMiddleware, verifier=verifier, realm="app")
+    app.add_middleware(AccessLogMiddleware, log=access_log)  # outermost: sees every answer
 
     @app.get("/public")
     async def public() -> dict[str, str]:

@@ -1,7 +1,7 @@
 """`serve` and the `access_log` setting: the app writes the access log, not uvicorn.
 
 uvicorn itself is replaced here; the lines themselves are tested in
-tests/server/test_access_log.py and counted over a real server in tests/e2e.
+tests/middleware/test_access_log.py and counted over a real server in tests/e2e.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from tokensmith.cli.main import cli
 from tokensmith.cli.serve import WORKER_APP, worker_app
-from tokensmith.server.access_log import ACCESS_LOGGER, AccessLogMiddleware
+from tokensmith.middleware.access_log import ACCESS_LOGGER, AccessLogMiddleware
 
 
 @pytest.fixture

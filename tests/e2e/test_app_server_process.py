@@ -277,6 +277,26 @@ def test_public_route_and_no_token(system: System, flavour: str) -> None:
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_token_in_the_query_string_is_refused_and_never_logged(
+    system: System, flavour: str
+) -> None:
+    token = system.token("john")
+    url = f"{system.apps[flavour]}/me?access_token={token}"
+    response = system.http.get(url)
+    assert response.status_code == 401  # RFC 6750 section 2.3 is not accepted
+    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"'
+    time.sleep(ACCESS_LOG_CATCH_UP)
+    logs = [
+        Path(system.demo.data_dir) / name
+        for name in ("app-server.log", "flask-app.log", "token-server.log")
+    ]
+    text = "".join(log.read_text(encoding="utf-8", errors="replace") for log in logs)
+    assert "GET /me HTTP/1.1" in text  # the request is logged, without its query
+    assert token not in text and token.split(".")[2] not in text
+    assert "access_token=" not in text
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_login_then_create_and_delete_by_role(system: System, flavour: str) -> None:
     john = system.login("john")
     me = system.call(flavour, "GET", "/me", john)

@@ -10,12 +10,11 @@ workers as ``TOKENSMITH_CONFIG`` and ``--workers`` as ``TOKENSMITH_WORKERS`` (th
 ``auto`` throttle store keeps its counters in the database when there are several);
 ``--host`` and ``--port`` concern only uvicorn, so they need not reach the app.
 uvicorn's access log is always off: the app writes its own, in batches
-(``tokensmith.server.access_log``), through the logger ``log_config`` sets up.
+(``tokensmith.middleware.access_log``), through the logger ``log_config`` sets up.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokensmith.server.access_log import ACCESS_LOGGER
 from tokensmith.server.settings import CONFIG_ENV_VAR, Settings, env_name
 
 from ._context import config_option, load, open_services, run_async
@@ -45,25 +43,10 @@ def worker_app() -> Starlette:
 
 
 def log_config(settings: Settings) -> dict[str, Any]:
-    """uvicorn's logging setup plus the app's batched access log (``server.access_log``).
+    """uvicorn's logging setup plus the app's batched access log, at the server's level."""
+    from tokensmith.middleware.access_log import uvicorn_log_config  # not for --help
 
-    uvicorn's own access log stays off: the app writes the same lines for much less.
-    """
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["tokensmith_bare"] = {"format": "%(message)s"}
-    config["handlers"]["tokensmith_access"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "tokensmith_bare",
-        "stream": "ext://sys.stdout",
-    }
-    config["loggers"][ACCESS_LOGGER] = {
-        "handlers": ["tokensmith_access"],
-        "level": settings.log_level.upper(),
-        "propagate": False,
-    }
-    return config
+    return uvicorn_log_config(settings.log_level)
 
 
 @click.command()

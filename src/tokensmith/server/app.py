@@ -44,7 +44,6 @@ from tokensmith.server.services import (
 from tokensmith.server.settings import Settings
 from tokensmith.store import Database, prune, upgrade
 
-from .access_log import AccessLog, AccessLogMiddleware
 from .http_errors import CatchAllMiddleware, exception_handlers
 from .routes import routes
 
@@ -214,6 +213,10 @@ def create_app(
     password_parameters: argon2.Parameters | None = None,
 ) -> Starlette:
     """The ASGI app; its lifespan builds the services and runs the background jobs."""
+    # Imported here: the middleware package brings the verifier SDK and httpx, which the
+    # CLI's other commands (they share build_services) need not load.
+    from tokensmith.middleware.access_log import AccessLog, AccessLogMiddleware
+
     access_log = AccessLog() if settings.access_log else None
 
     @asynccontextmanager

@@ -15,13 +15,14 @@ and none may reach a log.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 
-__all__ = ["ACCESS_LOGGER", "AccessLog", "AccessLogMiddleware"]
+__all__ = ["ACCESS_LOGGER", "AccessLog", "AccessLogMiddleware", "uvicorn_log_config"]
 
 ACCESS_LOGGER = "tokensmith.access"
 
@@ -108,3 +109,26 @@ class AccessLogMiddleware:
 def _escaped(path: str) -> str:
     # A decoded path may hold a newline or a quote: escaped, it cannot forge a line.
     return path.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup plus the ``tokensmith.access`` logger, lines as they are.
+
+    For a server that writes this access log: run uvicorn with ``access_log=False`` (its
+    own would log every line twice, query strings included) and this ``log_config``.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["tokensmith_bare"] = {"format": "%(message)s"}
+    config["handlers"]["tokensmith_access"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "tokensmith_bare",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["tokensmith_access"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config

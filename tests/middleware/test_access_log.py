@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from tokensmith.server.access_log import AccessLog, AccessLogMiddleware
+from tokensmith.middleware.access_log import AccessLog, AccessLogMiddleware
 
 pytestmark = pytest.mark.anyio
 
