@@ -7,6 +7,7 @@ reuse detection; revocation, then introspection says inactive and the feed lists
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ AUDIENCE = "e2e-api"
 class Server:
     base: str
     client_secret: str
+    cli: Cli
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--scope", "api", "--audience", AUDIENCE,
     ).strip()  # fmt: skip
     with serve_process(cli, port):
-        yield Server(base, secret)
+        yield Server(base, secret, cli)
 
 
 def login(server: Server) -> dict[str, str]:
@@ -135,3 +137,45 @@ def test_bad_client_secret_is_401_json(server: Server) -> None:
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def test_a_clients_x_forwarded_for_is_not_believed(server: Server) -> None:
+    # uvicorn believes this header from 127.0.0.1 unless told otherwise: a client of a
+    # TLS terminator on the same host would pick the address the throttle counts.
+    forged = "198.51.100.77"
+    response = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "password", "username": "nobody-xff", "password": "wrong"},
+        auth=("app", server.client_secret),
+        headers={"X-Forwarded-For": forged, "X-Forwarded-Proto": "https"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    entries = json.loads(server.cli.ok("audit", "--json", "--limit", "50"))  # newest first
+    failed = next(e for e in entries if e["event"] == "login_failed")
+    assert failed["detail"] == {"reason": "unknown_user"}
+    assert failed["client_address"] == "127.0.0.1"
+    assert forged not in json.dumps(entries)
+
+
+def test_x_forwarded_for_is_believed_from_a_trusted_proxy_only(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cli = Cli(tmp_path_factory.mktemp("proxied") / "var")
+    cli.env.update(TOKENSMITH_ISSUER=base, TOKENSMITH_TRUSTED_PROXIES="10.9.9.9,127.0.0.0/8")
+    cli.ok("init")
+    secret = cli.ok("clients", "add", "app", "--grant", "password", "--audience", AUDIENCE)
+    with serve_process(cli, port):
+        response = httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "password", "username": "nobody", "password": "wrong"},
+            auth=("app", secret.strip()),
+            headers={"X-Forwarded-For": "198.51.100.78"},
+            timeout=30,
+        )
+    assert response.status_code == 400
+    entries = json.loads(cli.ok("audit", "--json", "--limit", "50"))
+    failed = next(e for e in entries if e["event"] == "login_failed")
+    assert failed["client_address"] == "198.51.100.78"  # the proxy (this host) said so

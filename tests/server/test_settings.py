@@ -252,6 +252,22 @@ def test_bad_algorithm_lists_are_refused(value: str, message: str) -> None:
     assert message in str(error)
 
 
+def test_no_proxy_is_trusted_by_default() -> None:
+    assert load_settings({}).trusted_proxies == ()
+
+
+def test_trusted_proxies_from_a_comma_separated_variable() -> None:
+    settings = load_settings({"TOKENSMITH_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/16,::1"})
+    assert settings.trusted_proxies == ("10.0.0.5", "192.168.0.0/16", "::1")
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.5,*", "proxy.example", "10.0.0.0/33"])
+def test_bad_trusted_proxies_are_refused(value: str) -> None:
+    error = refused({"TOKENSMITH_TRUSTED_PROXIES": value})
+    assert error.settings == ("TOKENSMITH_TRUSTED_PROXIES",)
+    assert "is not an IP address or network" in str(error)
+
+
 def test_log_level_is_case_insensitive() -> None:
     assert load_settings({"TOKENSMITH_LOG_LEVEL": "DEBUG"}).log_level == "debug"
 

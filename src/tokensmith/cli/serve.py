@@ -93,6 +93,10 @@ def serve(
         "access_log": False,  # the app's own (create_app), when settings.access_log
         "http": "httptools",
         "loop": "asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
+        # uvicorn's default believes X-Forwarded-For from 127.0.0.1, so a client of a
+        # TLS terminator on this host would choose the address the throttle counts.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
     }
     if workers > 1:
         if config_path is not None:

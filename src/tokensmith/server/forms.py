@@ -225,7 +225,7 @@ def client_address(request: Request) -> str:
 
     The socket's peer, never ``X-Forwarded-For``: any client can write that header, so
     trusting it would let one attacker spread guesses over invented addresses. Behind a
-    reverse proxy, run uvicorn with ``--proxy-headers --forwarded-allow-ips`` so the
-    server itself rewrites ``client`` from a trusted proxy only.
+    reverse proxy, the ``trusted_proxies`` setting makes ``serve`` rewrite ``client``
+    from those peers' header only.
     """
     return request.client.host if request.client is not None else "unknown"

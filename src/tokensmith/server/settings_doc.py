@@ -96,8 +96,10 @@ def _type_text(field: FieldInfo) -> str:
     if annotation is Path:
         return "path"
     if get_origin(annotation) is tuple:
-        choices = get_args(get_args(annotation)[0])
-        return "list of " + ", ".join(choices)
+        item = get_args(annotation)[0]
+        if item is str:
+            return "list of strings"
+        return "list of " + ", ".join(get_args(item))
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(get_args(annotation))
     return "string"

@@ -8,6 +8,7 @@ model only takes keyword arguments: it never reads the environment itself.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -195,6 +196,15 @@ class Settings(BaseSettings):
         default=HOUR, description="How often expired rows are pruned."
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Address `serve` binds to.")
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks (CIDR) of the reverse proxies in front of "
+        "`serve` whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed "
+        "(comma-separated in the environment). Unset: the client address is the socket's "
+        "peer, always, so no client can choose the address the login throttle counts and "
+        "the audit log records.",
+        json_schema_extra={"default_text": "none"},
+    )
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
     workers: int = Field(default=1, ge=1, le=256, description="Worker processes of `serve`.")
     log_level: LogLevel = Field(default="info", description="Server log level.")
@@ -265,6 +275,26 @@ class Settings(BaseSettings):
             raise ValueError("must name at least one algorithm")
         if len(set(value)) != len(value):
             raise ValueError("names an algorithm twice")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            # "*" (uvicorn's "trust everyone") would let any client pick its address.
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (CIDR); '*' is not accepted"
+                ) from None
         return value
 
     @field_validator("log_level", "throttle_store", mode="before")
