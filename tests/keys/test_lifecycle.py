@@ -103,7 +103,7 @@ class Timeline:
         self.records = apply(self.records, actions, self.now, self.new_kid)
         for record in self.records:
             if record.kid not in self.ever and record.state is KeyState.CURRENT:
-                if record.alg not in before:
+                if not before:  # nothing signed or was published to sign: a fresh ring
                     self.first_keys.add(record.kid)
         self.revoked |= {a.kid for a in actions if isinstance(a, Revoke)}
         self.ever |= kids(self.records)
@@ -245,6 +245,19 @@ def test_restart_after_long_downtime_publishes_before_signing() -> None:
     assert plan(records, ["ES256"], restart + POLICY.prepublish - 1, POLICY) == []
     actions = plan(records, ["ES256"], restart + POLICY.prepublish, POLICY)
     assert actions == [Retire("ES256-cur"), Activate("ES256-new")]
+
+
+def test_an_algorithm_added_beside_a_signing_ring_is_published_before_it_signs() -> None:
+    records = ring("RS256")
+    later = NOW + 3 * DAY
+    actions = plan(records, ["ES256", "RS256"], later, POLICY)
+    assert actions == [CreateKey("ES256", KeyState.NEXT)]
+    records = apply(records, actions, later, lambda alg: "ES256-first")
+    assert "ES256-first" in kids(published(records, later, POLICY))
+    assert signing_key(records, "ES256") is None
+    assert plan(records, ["ES256", "RS256"], later + POLICY.prepublish - 1, POLICY) == []
+    actions = plan(records, ["ES256", "RS256"], later + POLICY.prepublish, POLICY)
+    assert actions == [Activate("ES256-first")]
 
 
 def test_rings_of_dropped_algorithms_wind_down() -> None:

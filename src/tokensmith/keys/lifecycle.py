@@ -137,6 +137,20 @@ def _first_signer(alg: str, ring: _Ring) -> Action:
     return CreateKey(alg, KeyState.CURRENT)
 
 
+def _added_ring(alg: str, ring: _Ring, now: int, policy: RotationPolicy) -> list[Action]:
+    """A ring added beside rings that sign: its first key is prepublished like a next key.
+
+    Verifiers holding the JWKS from before would refuse a key that signs at once (a
+    restart must never sign with a key its JWKS did not publish); the other rings
+    sign meanwhile.
+    """
+    if ring.next is None:
+        return [CreateKey(alg, KeyState.NEXT)]
+    if _prepublished(ring.next, now, policy):
+        return [Activate(ring.next.kid)]
+    return []
+
+
 def plan(
     records: Sequence[KeyRecord],
     algs: Collection[str],
@@ -145,8 +159,9 @@ def plan(
 ) -> list[Action]:
     """What the scheduled job does at ``now`` so each ring in ``algs`` stays healthy.
 
-    Per algorithm in ``algs``: an empty ring gets a current key at once (a fresh
-    install has nothing to roll over); a current key within ``prepublish`` of its
+    Per algorithm in ``algs``: an empty ring gets a current key at once when no other
+    ring in ``algs`` signs (a fresh install has nothing to roll over), else a next key
+    that takes over once published for ``prepublish``; a current key within ``prepublish`` of its
     rotation time gets a next key; a next key published for ``prepublish`` takes
     over and the current key retires. Rings of algorithms no longer in ``algs``
     wind down: the current key retires, a next key (it never signed) goes. Retired
@@ -155,6 +170,7 @@ def plan(
     _check_now(now)
     wanted = _check_algs(algs)
     rings = _rings(records)
+    signing = {alg for alg, ring in rings.items() if alg in wanted and ring.current is not None}
     actions: list[Action] = []
     for alg in sorted(wanted | rings.keys()):
         ring = rings.get(alg, _Ring(None, None))
@@ -164,7 +180,10 @@ def plan(
             if ring.next is not None:
                 actions.append(Delete(ring.next.kid))
         elif ring.current is None:
-            actions.append(_first_signer(alg, ring))
+            if signing - {alg}:
+                actions += _added_ring(alg, ring, now, policy)
+            else:
+                actions.append(_first_signer(alg, ring))
         elif ring.next is None:
             assert ring.current.activated_at is not None
             if now >= ring.current.activated_at + policy.rotation_period - policy.prepublish:

@@ -103,7 +103,9 @@ class Settings(BaseSettings):
     signing_algorithms: tuple[Algorithm, ...] = Field(
         default=("RS256",),
         description="Algorithms with an active signing key (comma-separated in the "
-        "environment). HS256 needs `hs256_secret`.",
+        "environment). Tokens are signed with the first whose ring signs: an algorithm "
+        "added to a running deployment signs once its first key has been published for "
+        "`key_prepublish`. HS256 needs `hs256_secret`.",
     )
     hs256_secret: SecretStr | None = Field(
         default=None,

@@ -341,6 +341,32 @@ async def test_restart_signs_with_the_key_published_before(
         await restarted_db.dispose()
 
 
+async def test_an_algorithm_added_on_restart_signs_only_once_published(
+    tmp_path: Path, db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    ring = await fresh_ring(db, master, settings, clock)
+    rs256 = ring.signer().kid
+    before = jwks_kids(ring)
+    added = Settings(data_dir=tmp_path, signing_algorithms=("ES256", "RS256"))
+
+    restarted = await KeyRing.load(db, master, added, clock)
+    await restarted.maintain(db)
+    # ES256 comes first now, but its key is new: published, not signing; RS256 signs.
+    assert restarted.signer().kid == rs256 and rs256 in before
+    es256 = {r.kid for r in restarted.records if r.alg == "ES256"}
+    assert len(es256) == 1 and es256 <= jwks_kids(restarted)
+    with pytest.raises(NoSigningKey):
+        restarted.signer("ES256")
+    assert check(restarted, issue(restarted, clock), clock)["sub"] == "alice"
+
+    clock.set(START + settings.key_prepublish - 1)
+    assert await restarted.maintain(db) == []
+    clock.set(START + settings.key_prepublish)
+    await restarted.maintain(db)
+    assert restarted.signer().kid in es256  # published for prepublish, now it signs
+    assert restarted.signer("RS256").kid == rs256
+
+
 async def test_wrong_master_key_refuses_to_load(
     db: Database, master: MasterKey, settings: Settings, clock: FixedClock
 ) -> None:

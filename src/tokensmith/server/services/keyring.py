@@ -207,12 +207,23 @@ class KeyRing:
         return self._fresh().records
 
     def signer(self, alg: str | None = None) -> JWK:
-        """The private key that signs ``alg`` (default_alg) now; ``NoSigningKey`` if none."""
-        alg = self.default_alg if alg is None else alg
-        key = self._fresh().signers.get(alg)
-        if key is None:
-            raise NoSigningKey(f"no key signs {alg} now")
-        return key
+        """The private key that signs ``alg`` now; ``NoSigningKey`` if none.
+
+        Without ``alg``: the first configured algorithm whose ring signs. An algorithm
+        added to a running deployment signs only once its first key has been published
+        for the prepublication period; until then the others sign.
+        """
+        signers = self._fresh().signers
+        if alg is not None:
+            key = signers.get(alg)
+            if key is None:
+                raise NoSigningKey(f"no key signs {alg} now")
+            return key
+        for configured in self._algs:
+            key = signers.get(configured)
+            if key is not None:
+                return key
+        raise NoSigningKey(f"no key signs {self.default_alg} now")
 
     def verification_keys(self, alg: str | None = None) -> JWKSet:
         """Every key a token of ``alg`` may verify against now.
