@@ -64,8 +64,8 @@ class Denylist:
         """Whether a token with these claims is revoked.
 
         A subject with a not-before time refuses tokens issued before it, and tokens
-        without ``iat``, which cannot show they are newer. ``iat == nbf`` passes: a
-        token issued in the very second of a log-out is caught by its jti instead.
+        without ``iat``, which cannot show they are newer. ``iat == nbf`` passes: the
+        token server sets not-before to the second after a log-out for that reason.
         """
         if jti is not None and jti in self.revoked:
             return True

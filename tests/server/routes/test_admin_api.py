@@ -137,6 +137,9 @@ async def test_disable_enable_password_and_revoke(tmp_path: Path) -> None:
         assert await _login_status(admin, "alice", PASSWORD) == 400
         enabled = await http.post("/admin/users/alice/enable", headers=h)
         assert enabled.json()["disabled"] is False
+        # Tokens of the second of the disable stay revoked: a login now is told to retry.
+        assert await _login_status(admin, "alice", PASSWORD) == 503
+        server.clock.advance(1)
         assert await _login_status(admin, "alice", PASSWORD) == 200
 
         changed = await http.put(

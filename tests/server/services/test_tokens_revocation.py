@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokensmith.jose import JWK, encode_jwt
-from tokensmith.server.services.oauth_errors import InvalidGrant
+from tokensmith.server.services.oauth_errors import InvalidGrant, TemporarilyUnavailable
 from tokensmith.server.services.tokens_access import TokenResponse
 from tokensmith.store import AuditEvent, Client, UnknownUser
 
@@ -141,7 +141,8 @@ async def test_log_out_everywhere(env: Env) -> None:
     # Other subjects are untouched.
     assert (await env.tokens.introspect(client, machine.access_token))["active"] is True
     feed = await env.tokens.revocation_feed(0)
-    assert feed["not_before"] == [{"sub": sub, "nbf": int(env.clock.now())}]
+    # The next second: iat counts whole seconds, and this one's tokens are revoked too.
+    assert feed["not_before"] == [{"sub": sub, "nbf": int(env.clock.now()) + 1}]
     # A login afterwards works.
     env.clock.advance(1)
     again = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
@@ -162,6 +163,36 @@ async def test_a_token_issued_before_not_before_without_a_jti_entry_is_inactive(
     sub = env.verify(response)["sub"]
     assert await env.tokens.revoke_all_for_user(int(sub)) == 0
     assert await env.tokens.introspect(client, response.access_token) == INACTIVE
+
+
+async def test_a_token_issued_in_the_second_of_the_log_out_is_inactive(env: Env) -> None:
+    # No refresh token, so no jti to denylist: only not-before can catch it, and its
+    # iat is the very second of the log-out.
+    await env.add_user()
+    client = (await env.add_client(grant_types=("password",))).client
+    response = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    sub = env.verify(response)["sub"]
+    assert await env.tokens.revoke_all_for_user(int(sub)) == 0
+    assert await env.tokens.introspect(client, response.access_token) == INACTIVE
+    feed = await env.tokens.revocation_feed(0)
+    assert feed["not_before"] == [{"sub": sub, "nbf": env.verify(response)["iat"] + 1}]
+
+
+async def test_a_login_in_the_second_of_the_log_out_is_told_to_retry(env: Env) -> None:
+    await env.add_user()
+    client = (await env.add_client()).client
+    first = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    await env.tokens.revoke_all_for_user(int(env.verify(first)["sub"]))
+    rows, logins = await env.count_refresh_rows(), len(await env.audit(AuditEvent.LOGIN_OK))
+    with pytest.raises(TemporarilyUnavailable) as caught:
+        await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    assert caught.value.retry_after == 1
+    # Nothing was written: no refresh token, no login row.
+    assert await env.count_refresh_rows() == rows
+    assert len(await env.audit(AuditEvent.LOGIN_OK)) == logins
+    env.clock.advance(1)
+    again = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    assert (await env.tokens.introspect(client, again.access_token))["active"] is True
 
 
 async def test_the_feed_pages(env: Env) -> None:

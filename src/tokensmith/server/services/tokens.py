@@ -40,7 +40,13 @@ from tokensmith.store import (
 from .audit_writer import AuditWriter
 from .clients import check_grant_type, parse_scope, resolve_scope
 from .keyring import SigningKeys
-from .oauth_errors import InvalidGrant, InvalidScope, SlowDown, UnauthorizedClient
+from .oauth_errors import (
+    InvalidGrant,
+    InvalidScope,
+    SlowDown,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+)
 from .passwords import PasswordHasher
 from .throttle import OnThrottled, Throttle, ThrottleEvent
 from .tokens_access import (
@@ -173,6 +179,13 @@ class TokenService(RevocationMixin):
         response = self._respond(grant, refresh)  # signed before anything is written
         async with self.db.transaction() as session:
             repos = Repositories(session)
+            not_before = await repos.revocations.get_not_before(grant.subject)
+            if not_before is not None and grant.iat < not_before:
+                # Logged out everywhere (or disabled) in this very second, after the user
+                # was read: the token would be refused everywhere, so none is handed out.
+                raise TemporarilyUnavailable(
+                    "The user's sessions were just revoked; retry in a second.", retry_after=1
+                )
             if new_hash is not None:
                 await repos.users.set_password_hash(user.id, new_hash, now=now)
             if refresh is not None:

@@ -206,11 +206,13 @@ class RevocationMixin:
         }
 
     async def revoke_all_for_user(self, user_id: int, *, actor: str | None = None) -> int:
-        """Log out everywhere: not-before = now, every refresh family and its access tokens.
+        """Log out everywhere: every refresh family and every access token issued so far.
 
-        Access tokens issued with refresh tokens are denylisted by jti as well, so one
-        issued in this very second (``iat == not_before``, which the not-before rule lets
-        through) is caught too. Returns how many access tokens were denylisted.
+        Not-before is the next second: ``iat`` counts whole seconds, so a token issued
+        in this very second (by a login that read the user just before) is refused too,
+        with or without a refresh token (whose access tokens are denylisted by jti as
+        well). A login later in this second is told to retry (``password_grant``).
+        Returns how many access tokens were denylisted.
         """
         now = self._now()
         subject = str(user_id)
@@ -218,7 +220,7 @@ class RevocationMixin:
             repos = Repositories(session)
             if await repos.users.get(user_id) is None:
                 raise UnknownUser()
-            await repos.revocations.set_not_before(subject, now)
+            await repos.revocations.set_not_before(subject, now + 1)
             refs = await repos.refresh_tokens.revoke_user(user_id, now)
             added = await denylist(repos, refs, subject, now, self.settings.leeway)
             await repos.audit.record(
