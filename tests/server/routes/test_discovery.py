@@ -9,6 +9,9 @@ import pytest
 from starlette.routing import Mount, Route
 
 from tokensmith.jose import JWKSet
+from tokensmith.server.routes.discovery import server_metadata
+from tokensmith.server.settings import Settings
+from tokensmith.server.settings_model import Algorithm
 
 from .conftest import ISSUER, running
 
@@ -37,6 +40,22 @@ async def test_metadata(tmp_path: Path, path: str) -> None:
         }
         assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]
         assert "client_secret_post" in meta["token_endpoint_auth_methods_supported"]
+        assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "announced"),
+    [
+        (("EdDSA", "HS256", "RS256"), ["EdDSA", "RS256"]),
+        (("HS256",), None),  # its secret is not in the JWKS: nothing to announce
+    ],
+)
+def test_metadata_announces_the_published_algorithms_only(
+    tmp_path: Path, algorithms: tuple[Algorithm, ...], announced: list[str] | None
+) -> None:
+    secret = "q7Zr0pXv3NfLk9WtBc2MhYs8JdGa5EuR1iOw6TnPb4K"
+    settings = Settings(data_dir=tmp_path, signing_algorithms=algorithms, hs256_secret=secret)
+    assert server_metadata(settings).get("id_token_signing_alg_values_supported") == announced
 
 
 async def test_jwks_public_only_with_cache_headers(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tokensmith.keys import is_published_alg
 from tokensmith.server.openapi import openapi_document
 from tokensmith.server.settings import Settings
 
@@ -31,7 +32,7 @@ def server_metadata(settings: Settings) -> dict[str, Any]:
     """RFC 8414 section 2 metadata; only registered names."""
     base = settings.issuer.rstrip("/")
     client_auth = ["client_secret_basic", "client_secret_post", "none"]
-    return {
+    document: dict[str, Any] = {
         "issuer": settings.issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "token_endpoint": f"{base}/oauth/token",
@@ -44,6 +45,13 @@ def server_metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint_auth_methods_supported": client_auth,
     }
+    # The algorithms of the JWKS keys, under the name OpenID-aware verifiers (ours
+    # included) read for an issuer's signing algorithms: access tokens are signed by
+    # the same keys. HS256 is never announced: its secret is not in the JWKS.
+    announced = [alg for alg in settings.signing_algorithms if is_published_alg(alg)]
+    if announced:
+        document["id_token_signing_alg_values_supported"] = announced
+    return document
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
