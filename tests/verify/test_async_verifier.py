@@ -11,6 +11,7 @@ import pytest
 
 from tokensmith.clock import FixedClock
 from tokensmith.errors import (
+    AlgorithmNotAllowed,
     ExpiredToken,
     InvalidClaim,
     KeyNotFound,
@@ -170,3 +171,23 @@ async def test_offline_async_verifier(clock: FixedClock, es_key: JWK) -> None:
     secret = secrets.token_bytes(32)
     hs = AsyncVerifier.from_secret(secret, config(), clock=clock)
     assert (await hs.verify(sign(JWK.from_secret(secret, alg="HS256"), clock))).sub == "42"
+
+
+async def test_an_algorithm_the_issuer_adds_is_allowed_after_the_next_fetch(
+    clock: FixedClock, es_key: JWK, rsa_key: JWK, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeIssuer(keys=[es_key])
+    fake.metadata = {**fake.default_metadata(), "id_token_signing_alg_values_supported": ["ES256"]}
+    async with verifier(fake, clock) as v:
+        assert (await v.verify(sign(es_key, clock))).sub == "42"
+        fake.keys = [es_key, rsa_key]
+        fake.metadata["id_token_signing_alg_values_supported"] = ["ES256", "RS256"]
+        with pytest.raises(AlgorithmNotAllowed):
+            await v.verify(sign(rsa_key, clock))
+        clock.advance(600)  # due: the key set and the document are read again
+        assert (await v.verify(sign(rsa_key, clock))).sub == "42"
+        # A failing document later leaves the last one standing; keys still refresh.
+        fake.metadata = {"issuer": "https://evil.example", "jwks_uri": "https://evil.example/k"}
+        clock.advance(600)
+        assert (await v.verify(sign(rsa_key, clock))).sub == "42"
+        assert fake.jwks_fetches == 3 and "the last document stands" in caplog.text

@@ -10,6 +10,7 @@ import pytest
 
 from tokensmith.clock import FixedClock
 from tokensmith.errors import KeySetUnavailable
+from tokensmith.jose import JWK
 from tokensmith.verify import AsyncRemoteJWKS, RemoteJWKS
 from tokensmith.verify._http import FetchFailed
 from tokensmith.verify.discovery import metadata_url, parse_metadata
@@ -75,16 +76,34 @@ def test_a_document_that_is_no_json_object_is_refused(body: bytes) -> None:
         parse_metadata(ISSUER, body, allow_insecure_http=False)
 
 
-def test_the_driver_discovers_once_then_fetches_the_key_set(
+def test_the_driver_reads_the_document_with_every_fetch_of_the_key_set(
     fake: FakeIssuer, clock: FixedClock
 ) -> None:
     jwks = RemoteJWKS(issuer=ISSUER, clock=clock, transport=fake.transport())
     assert "key-1" in jwks.keys()[0]
-    assert jwks.metadata is not None and jwks.metadata.jwks_uri == JWKS_URI
+    assert jwks.metadata is not None and jwks.metadata.signing_algorithms is None
+    fake.metadata = {**fake.default_metadata(), "id_token_signing_alg_values_supported": ["ES256"]}
+    jwks.keys()  # fresh: no request
+    assert fake.counts["/.well-known/openid-configuration"] == 1
     clock.advance(3600)
     jwks.keys()
-    assert fake.counts["/.well-known/openid-configuration"] == 1
+    assert fake.counts["/.well-known/openid-configuration"] == 2
     assert fake.jwks_fetches == 2
+    assert jwks.metadata.signing_algorithms == ("ES256",)  # what the issuer says now
+
+
+def test_a_failed_rediscovery_keeps_the_last_document_and_still_fetches_the_keys(
+    fake: FakeIssuer, clock: FixedClock, es_key_2: JWK, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks = RemoteJWKS(issuer=ISSUER, clock=clock, transport=fake.transport())
+    jwks.keys()
+    before = jwks.metadata
+    fake.metadata = {"issuer": "https://evil.example", "jwks_uri": "https://evil.example/jwks"}
+    fake.keys = [*fake.keys, es_key_2]
+    clock.advance(3600)
+    assert "key-2" in jwks.keys()[0]
+    assert jwks.metadata is before and fake.jwks_fetches == 2
+    assert "the last document stands" in caplog.text
 
 
 def test_an_issuer_mismatch_leaves_the_verifier_without_keys_and_says_why(

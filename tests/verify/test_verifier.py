@@ -201,6 +201,23 @@ def test_an_issuer_announcing_only_hmac_leaves_nothing_to_verify(
         verifier(fake, clock).verify(sign(es_key, clock))
 
 
+def test_an_algorithm_the_issuer_adds_is_allowed_once_its_key_is_fetched(
+    clock: FixedClock, es_key: JWK, rsa_key: JWK
+) -> None:
+    fake = FakeIssuer(keys=[es_key])
+    fake.metadata = {**fake.default_metadata(), "id_token_signing_alg_values_supported": ["ES256"]}
+    v = verifier(fake, clock)
+    assert v.verify(sign(es_key, clock)).sub == "42"
+    # The issuer adds RS256: its key is published and announced, and signs only after
+    # its prepublication period, which is longer than the JWKS max-age (600 s here).
+    fake.keys = [es_key, rsa_key]
+    fake.metadata["id_token_signing_alg_values_supported"] = ["ES256", "RS256"]
+    with pytest.raises(AlgorithmNotAllowed):
+        v.verify(sign(rsa_key, clock))  # too early: not announced when last read
+    clock.advance(600)  # the set is due: fetched again, and the document read again
+    assert v.verify(sign(rsa_key, clock)).sub == "42"
+
+
 def test_configured_algorithms_win(fake: FakeIssuer, clock: FixedClock, es_key: JWK) -> None:
     with pytest.raises(AlgorithmNotAllowed):
         verifier(fake, clock, algorithms=["RS256"]).verify(sign(es_key, clock))

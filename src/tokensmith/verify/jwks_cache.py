@@ -81,6 +81,15 @@ class _RemoteJWKSBase:
         self._jwks_uri = self.metadata.jwks_uri
         return self._jwks_uri
 
+    def _rediscovery_failed(self, exc: FetchFailed) -> str:
+        """The key set URL when discovery fails: the one found before, or the failure."""
+        if self._jwks_uri is None:
+            raise exc
+        logger.warning(
+            "discovery at %s failed: %s; the last document stands", self._issuer, exc.reason
+        )
+        return self._jwks_uri
+
     def _report(self, outcome: FetchOutcome) -> None:
         where = self._jwks_uri or self._issuer
         if outcome.first_failure:
@@ -173,16 +182,21 @@ class RemoteJWKS(_RemoteJWKSBase):
         policy = self._policy
         try:
             url = self._jwks_uri
-            if url is None:
-                assert self._issuer is not None
-                url = self._discovered(
-                    get_limited(
-                        self._client,
-                        metadata_url(self._issuer),
-                        timeout=policy.timeout,
-                        max_bytes=policy.max_bytes,
+            if self._issuer is not None:
+                # Read on every fetch, not once: the algorithms it announces are the
+                # verifier's default allow-list, and an issuer may add one.
+                try:
+                    url = self._discovered(
+                        get_limited(
+                            self._client,
+                            metadata_url(self._issuer),
+                            timeout=policy.timeout,
+                            max_bytes=policy.max_bytes,
+                        )
                     )
-                )
+                except FetchFailed as exc:
+                    url = self._rediscovery_failed(exc)
+            assert url is not None  # no issuer: the jwks_uri was given
             fetched = get_limited(
                 self._client,
                 url,
@@ -270,16 +284,21 @@ class AsyncRemoteJWKS(_RemoteJWKSBase):
         policy = self._policy
         try:
             url = self._jwks_uri
-            if url is None:
-                assert self._issuer is not None
-                url = self._discovered(
-                    await get_limited_async(
-                        self._client,
-                        metadata_url(self._issuer),
-                        timeout=policy.timeout,
-                        max_bytes=policy.max_bytes,
+            if self._issuer is not None:
+                # Read on every fetch, not once: the algorithms it announces are the
+                # verifier's default allow-list, and an issuer may add one.
+                try:
+                    url = self._discovered(
+                        await get_limited_async(
+                            self._client,
+                            metadata_url(self._issuer),
+                            timeout=policy.timeout,
+                            max_bytes=policy.max_bytes,
+                        )
                     )
-                )
+                except FetchFailed as exc:
+                    url = self._rediscovery_failed(exc)
+            assert url is not None  # no issuer: the jwks_uri was given
             fetched = await get_limited_async(
                 self._client,
                 url,
