@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._checks import check_name, check_time, inserted_id, rowcount
+from .errors import ConcurrentChange
 from .models import RefreshTokenRow, table_of
 
 __all__ = ["AccessTokenRef", "RefreshToken", "RefreshTokenRepository", "hash_token"]
@@ -114,7 +116,16 @@ class RefreshTokenRepository:
             "access_jti": None if access_jti is None else check_name("access_jti", access_jti),
             "access_expires_at": access_expires_at,
         }
-        result = await self.session.execute(insert(_tokens).values(**values))
+        try:
+            result = await self.session.execute(insert(_tokens).values(**values))
+        except IntegrityError as exc:
+            # The hash is unique and successors are derived, so a concurrent rotation of
+            # the same token committed first (READ COMMITTED lets both read it unused).
+            # Both SQLite's and PostgreSQL's messages name the column or its index.
+            # No savepoint: the caller's transaction is over and rolls back.
+            if "token_hash" not in str(exc.orig):
+                raise
+            raise ConcurrentChange("a refresh token with this hash exists") from None
         token = await self.get(inserted_id(result))
         assert token is not None
         return token

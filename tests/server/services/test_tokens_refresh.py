@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from tokensmith.server.services.oauth_errors import InvalidGrant, InvalidScope, OAuthError
-from tokensmith.server.services.tokens_access import TokenResponse
-from tokensmith.store import AuditEvent, Client, Repositories, hash_token
+from tokensmith.server.services.tokens_access import TokenResponse, successor_token
+from tokensmith.store import AuditEvent, Client, ConcurrentChange, Repositories, hash_token
 
 from ._tokens_env import ADDRESS, PASSWORD, Env, env, make_env, random_token, rsa_env
 
@@ -196,3 +196,39 @@ async def test_no_grace_means_any_reuse_is_detected(tmp_path: Path) -> None:
         with pytest.raises(InvalidGrant):
             await env.tokens.refresh_grant(client, refresh_of(first), None)
         assert len(await env.audit(AuditEvent.REFRESH_REUSE_DETECTED)) == 1
+
+
+async def test_a_successor_inserted_by_a_concurrent_rotation_is_a_lost_race(env: Env) -> None:
+    # Under READ COMMITTED (PostgreSQL) two rotations of one token can both read it
+    # unused; the loser's insert of the same derived successor hits the unique hash.
+    # SQLite serializes writers, so the winner's row is planted here by hand.
+    first, client = await login(env)
+    old = refresh_of(first)
+    async with env.db.transaction() as session:
+        repo = Repositories(session).refresh_tokens
+        row = await repo.get_by_hash(hash_token(old))
+        assert row is not None
+        await repo.add(
+            token_hash=hash_token(successor_token(env.tokens._refresh_secret, old)),
+            family_id=row.family_id,
+            user_id=row.user_id,
+            client_id=row.client_id,
+            scope=row.scope,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            family_expires_at=row.family_expires_at,
+        )
+    with pytest.raises(InvalidGrant):  # retried, then refused: never a database error
+        await env.tokens.refresh_grant(client, old, None)
+    async with env.db.transaction() as session:
+        with pytest.raises(ConcurrentChange):
+            await Repositories(session).refresh_tokens.add(
+                token_hash=hash_token(successor_token(env.tokens._refresh_secret, old)),
+                family_id="f",
+                user_id=1,
+                client_id=client.client_id,
+                scope="",
+                issued_at=0,
+                expires_at=1,
+                family_expires_at=1,
+            )
