@@ -250,4 +250,8 @@ def create_app(
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # No 307 from "/oauth/token/" to "/oauth/token": its Location would repeat the query
+    # string (where a client may have put a credential) and its body is not JSON. A path
+    # with a stray slash is a 404 like any other unknown path.
+    app.router.redirect_slashes = False
     return app

@@ -113,7 +113,9 @@ async def _http(request: Request, exc: Exception) -> Response:
     headers: Mapping[str, str] = exc.headers or {}
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=dict(headers))
-    return JSONResponse({"error": error}, exc.status_code, headers=dict(headers))
+    # An error answer like any other: never cached (404 and 405 are heuristically
+    # cacheable, RFC 9110 sections 15.5.5 and 15.5.6, unless told otherwise).
+    return JSONResponse({"error": error}, exc.status_code, headers={**NO_STORE, **headers})
 
 
 def _server_error(request: Request | None, exc: BaseException) -> Response:

@@ -1,13 +1,15 @@
 """Strict JSON request bodies for the admin API.
 
 ``application/json`` (UTF-8) only, at most 64 KiB, one object, no duplicate member
-names (which one would win differs between parsers), no NaN or Infinity, and only the
-members the endpoint takes: anything else is a 400 ``invalid_request``, never a 500.
+names (which one would win differs between parsers), no NaN or Infinity, no lone
+surrogate escapes (RFC 7493 section 2.1), and only the members the endpoint takes:
+anything else is a 400 ``invalid_request``, never a 500.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +34,28 @@ def _no_constants(name: str) -> Any:
     raise InvalidRequest("The JSON body holds NaN or Infinity.")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string in ``value`` holds a surrogate: only an unpaired "\\ud800" escape
+    makes one (json.loads joins a pair into its code point). Such text is not Unicode: it
+    cannot be encoded as UTF-8, so it would be stored and then fail every answer that
+    shows it. A loop, not recursion: the parser's own depth limit is the recursion limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 async def read_json(
     request: Request, *, required: Iterable[str] = (), optional: Iterable[str] = ()
 ) -> dict[str, Any]:
@@ -53,6 +77,8 @@ async def read_json(
         )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidRequest("The body is not valid JSON.") from None
+    if _has_lone_surrogate(value):
+        raise InvalidRequest("The JSON body holds a lone surrogate escape.")
     if not isinstance(value, dict):
         raise InvalidRequest("The body must be a JSON object.")
     allowed = needed | set(optional)

@@ -74,8 +74,17 @@ def _check_secret_hash(value: object) -> str | None:
     return None if value is None else check_name("secret_hash", value)
 
 
+# The column is an INTEGER: 32 bits on PostgreSQL, and SQLite overflows past 64 bits.
+_MAX_LIFETIME = 2**31 - 1
+
+
 def _check_lifetime(value: object) -> int | None:
-    return None if value is None else check_count("access_token_lifetime", value, minimum=1)
+    if value is None:
+        return None
+    lifetime = check_count("access_token_lifetime", value, minimum=1)
+    if lifetime > _MAX_LIFETIME:
+        raise ValueError(f"access_token_lifetime must be at most {_MAX_LIFETIME}")
+    return lifetime
 
 
 class ClientRepository:

@@ -7,7 +7,7 @@ renders them all.
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from tokensmith.server.settings import Settings
 
@@ -37,5 +37,6 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         # The admin API: a bearer token for audience {issuer}/admin with role ADMIN.
-        Mount("/admin", routes=[*user_routes(), *ops_routes()]),
+        # Its own router, so its own redirect_slashes to turn off (see create_app).
+        Mount("/admin", app=Router([*user_routes(), *ops_routes()], redirect_slashes=False)),
     ]
