@@ -141,7 +141,8 @@ async def test_demotion_disabling_and_revocation_take_effect_at_once(tmp_path: P
         _assert_challenge(
             await http.get("/admin/users", headers=other.headers), 401, "invalid_token"
         )
-        # Disabled: no new token either.
+        # Disabled: no new token either (logging in again waits for the next second).
+        server.clock.advance(1)
         fresh = await login(server, "ops", ADMIN_PASSWORD)
         await http.post("/admin/users/ops/disable", headers=root.headers)
         _assert_challenge(
