@@ -1,4 +1,4 @@
-"""``parse_pairs``: the fast path for forms with nothing to unescape agrees with ``parse_qsl``."""
+"""Forms: ``parse_pairs`` agrees with ``parse_qsl``; ``read_body`` bounds the body."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import random
 from urllib.parse import parse_qsl
 
 import pytest
+from starlette.requests import Request
 
-from tokensmith.server.forms import MAX_FIELDS, parse_pairs
+from tokensmith.server.forms import MAX_BODY, MAX_FIELDS, parse_pairs, read_body
 from tokensmith.server.services import InvalidRequest
 
 
@@ -70,3 +71,32 @@ def test_escapes_still_take_the_strict_path() -> None:
         parse_pairs("a=%zz")
     with pytest.raises(InvalidRequest):
         parse_pairs("a=%ff")  # not UTF-8
+
+
+def _request(content_length: str, body: bytes = b"") -> Request:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-length", content_length.encode("utf-8"))]
+    return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("length", "message"),
+    [
+        ("\u00b2", "malformed"),  # a digit to str.isdigit, not to int()
+        ("\u0663", "malformed"),  # Arabic-Indic three
+        ("-1", "malformed"),
+        ("1" * 5000, "too large"),  # past int()'s digit limit
+        (str(MAX_BODY + 1), "too large"),
+    ],
+)
+async def test_a_bad_content_length_is_a_400(length: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        await read_body(_request(length))
+
+
+@pytest.mark.anyio
+async def test_a_good_content_length_reads_the_body() -> None:
+    assert await read_body(_request("3", b"a=b")) == b"a=b"

@@ -75,8 +75,13 @@ def check_content_type(header: str | None, media_type: str) -> None:
 
 async def read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise InvalidRequest("The request body is too large.")
+    if length is not None:
+        # ASCII digits only: str.isdigit takes "²", which int() refuses, and a
+        # 5000-digit number is past int()'s own limit.
+        if not (length.isascii() and length.isdigit()):
+            raise InvalidRequest("The Content-Length header is malformed.")
+        if len(length) > 9 or int(length) > MAX_BODY:
+            raise InvalidRequest("The request body is too large.")
     chunks = bytearray()
     try:
         async for chunk in request.stream():
