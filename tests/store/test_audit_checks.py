@@ -39,6 +39,10 @@ def _reference(detail: Mapping[str, Any]) -> dict[str, Any]:
         text = json.dumps(detail, allow_nan=False)
     except (TypeError, ValueError):
         raise TypeError("not JSON") from None
+    try:
+        json.dumps(detail, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a lone surrogate") from None
     if len(text.encode("utf-8")) > MAX_DETAIL:
         raise ValueError("too large")
     return dict(detail)
@@ -73,6 +77,12 @@ DETAILS: list[Mapping[str, Any]] = [
     *({"blob": "\x01" * n} for n in (600, 678, 679, 680, 681)),
     *({"blob": "é" * n} for n in (300, 340, 679, 680, 681)),
     *({"blob": "😀" * n} for n in (300, 339, 340, 341)),
+    # Lone surrogates (which no UTF-8 answer can show) anywhere; a paired one is fine.
+    {"role": "A\udcff"},
+    {"\ud800": 1},
+    {"nested": {"a": "\ud800"}},
+    {"list": ["x", "\udfff"]},
+    {"ok": "\U0001f600", "also": "\ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16")},
     {f"k{i}": i for i in range(300)},
     {f"k{i}": i for i in range(600)},
 ]

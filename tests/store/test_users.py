@@ -164,6 +164,26 @@ async def test_profile_and_roles_are_checked(db: Database) -> None:
             await users.add("alice", PASSWORD_HASH, now=float(NOW))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"roles": ["EDITOR", "A\udcff"]},  # an undecodable byte of a command-line argument
+        {"profile": {"name": "Bob\ud800"}},  # an unpaired JSON escape
+    ],
+)
+async def test_text_that_cannot_be_encoded_is_never_stored(
+    db: Database, change: dict[str, object]
+) -> None:
+    # SQLite would store it, and every later answer showing it would fail to encode.
+    async with db.transaction() as session:
+        users = Repositories(session).users
+        with pytest.raises(ValueError, match="lone surrogate"):
+            await users.add("alice", PASSWORD_HASH, now=NOW, **change)  # type: ignore[arg-type]
+        user = await users.add("bob", PASSWORD_HASH, now=NOW, profile={"name": "Bob 😀"})
+        with pytest.raises(ValueError, match="lone surrogate"):
+            await users.set_roles(user.id, ["A\udcff"], now=NOW)
+
+
 async def test_repr_hides_the_password_hash(db: Database) -> None:
     user = await add_user(db)
     assert PASSWORD_HASH not in repr(user)

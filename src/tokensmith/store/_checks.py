@@ -23,6 +23,7 @@ __all__ = [
     "check_instant",
     "check_name",
     "check_names",
+    "check_text",
     "check_time",
     "inserted_id",
     "rowcount",
@@ -61,14 +62,26 @@ def check_count(name: str, value: object, *, minimum: int = 0) -> int:
 
 
 def check_name(name: str, value: object, *, max_length: int = MAX_NAME) -> str:
-    """A non-empty string that fits its column."""
+    """A non-empty string that fits its column and is Unicode text."""
     if type(value) is not str:
         raise TypeError(f"{name} must be a str")
     if not value:
         raise ValueError(f"{name} must not be empty")
     if len(value) > max_length:
         raise ValueError(f"{name} must be at most {max_length} characters")
+    check_text(name, value)
     return value
+
+
+def check_text(name: str, value: str) -> None:
+    """No lone surrogate: such a str (an undecodable byte of a command-line argument,
+    a "\\ud800" JSON escape) is stored by SQLite but cannot be encoded as UTF-8, so
+    every later answer that shows it would fail."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must be Unicode text (it holds a lone surrogate)") from None
 
 
 def check_names(name: str, values: Iterable[str], *, max_length: int = 255) -> list[str]:

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ._checks import check_count, check_name, check_time, inserted_id, rowcount
+from ._checks import (
+    check_count,
+    check_name,
+    check_text,
+    check_time,
+    inserted_id,
+    rowcount,
+)
 from .models import AuditLogRow, table_of
 
 __all__ = ["AuditEntry", "AuditEvent", "AuditRepository", "AuditRow", "audit_values"]
@@ -91,9 +98,17 @@ def _flat_detail(detail: Mapping[str, Any]) -> dict[str, Any] | None:
         kind = type(value)
         # At most how many bytes a text takes in a JSON string (ensure_ascii): 6 for an
         # ASCII character ("\\u001f"), 12 for any other (two escapes past the BMP).
-        size += len(key) * (6 if key.isascii() else 12) + _ITEM_OVERHEAD
+        if key.isascii():
+            size += len(key) * 6 + _ITEM_OVERHEAD
+        else:
+            size += len(key) * 12 + _ITEM_OVERHEAD
+            check_text("a detail key", key)
         if kind is str:
-            size += len(value) * (6 if value.isascii() else 12)
+            if value.isascii():
+                size += len(value) * 6
+            else:
+                size += len(value) * 12
+                check_text(f"detail {key!r}", value)
         elif kind is bool or value is None or (kind is int and -_INT_BOUND < value < _INT_BOUND):
             size += 20
         else:
@@ -118,6 +133,8 @@ def _check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
         text = json.dumps(detail, allow_nan=False)
     except (TypeError, ValueError):
         raise TypeError("detail must hold JSON values only") from None
+    # The escapes hide a lone surrogate; rendered as text, it cannot be encoded.
+    check_text("detail", json.dumps(detail, ensure_ascii=False))
     if len(text.encode("utf-8")) > MAX_DETAIL:
         raise ValueError(f"detail must be at most {MAX_DETAIL} bytes of JSON")
     return dict(detail)
