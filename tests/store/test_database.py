@@ -202,3 +202,35 @@ async def test_sql_errors_do_not_show_parameters(db: Database) -> None:
                 {"h": secret_looking},
             )
     assert "DISTINCTIVE" not in str(caught.value)
+
+
+async def test_migrating_an_unusable_database_raises_database_unavailable(tmp_path: Path) -> None:
+    # upgrade() runs before any transaction (serve, every CLI command): its failures
+    # must be the store's error too, with a reason and no path.
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / DB_FILENAME).write_bytes(b"not a database " * 500)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    await upgrade(sqlite_url(locked))
+    cases = {
+        sqlite_url(tmp_path / "missing-dir"): "cannot open the database file",
+        sqlite_url(garbage): "the database file is not a SQLite database",
+    }
+    for url, reason in cases.items():
+        with pytest.raises(DatabaseUnavailable, match=reason) as caught:
+            await upgrade(url)
+        assert str(tmp_path) not in str(caught.value)
+        async with Database.open(url) as db:
+            assert not await db.ping()
+            with pytest.raises(DatabaseUnavailable, match=reason):
+                async with db.read() as session:
+                    await session.execute(text("SELECT 1"))
+    async with (
+        Database.open(sqlite_url(locked), busy_timeout=0) as holder,
+        Database.open(sqlite_url(locked), busy_timeout=0) as other,
+        holder.transaction(),
+    ):
+        with pytest.raises(DatabaseUnavailable, match="another process holds the database lock"):
+            await upgrade(other)
+    await connection_threads_finished()

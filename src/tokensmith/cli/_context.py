@@ -79,12 +79,23 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[ServerContext]:
-    """The server's services over the configured database and key ring (``build_services``)."""
-    # Imported here so the offline commands (keygen, token) never load the web stack.
-    from tokensmith.server.app import build_services
+    """The server's services over the configured database and key ring (``build_services``).
 
-    async with build_services(settings) as context:
-        yield context
+    The store raises ``DatabaseUnavailable`` for a database it cannot use; any other
+    database error that escapes becomes a ``StoreError`` naming only its type, so the
+    command prints ``error: CODE: message`` and never the driver's text (SQL, paths).
+    """
+    # Imported here so the offline commands (keygen, token) never load the web stack.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tokensmith.server.app import build_services
+    from tokensmith.store import StoreError
+
+    try:
+        async with build_services(settings) as context:
+            yield context
+    except SQLAlchemyError as exc:
+        raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
 
 
 def read_new_password(what: str = "Password") -> str:

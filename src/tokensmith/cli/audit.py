@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,14 +20,27 @@ __all__ = ["audit", "parse_since"]
 
 MAX_LIMIT = 10_000
 
+#: The last second of year 9999, the latest time ``datetime`` (and the ISO form) can name;
+#: a larger number would overflow SQLite's INTEGER.
+MAX_SINCE = 253_402_300_799
+
+_UNIX_SECONDS = re.compile(r"@[0-9]+")
+
 
 def parse_since(text: str, now: int) -> int:
     """``--since``: a duration back from now (``90s``, ``15m``, ``2h``, ``7d``), an ISO 8601
     time (``2026-11-23T02:00:00Z``; no zone means UTC) or a Unix time (``@1763863200``).
     """
     value = text.strip()
-    if value.startswith("@") and value[1:].isdigit():
-        return int(value[1:])
+    if _UNIX_SECONDS.fullmatch(value):
+        # Checked as text: a thousand digits would be slow to convert, not only too large.
+        digits = value[1:].lstrip("0") or "0"
+        if len(digits) > len(str(MAX_SINCE)) or int(digits) > MAX_SINCE:
+            raise click.BadParameter(
+                f"@UNIX_SECONDS must be at most {MAX_SINCE} (9999-12-31T23:59:59Z)",
+                param_hint="--since",
+            )
+        return int(digits)
     if value[-1:].lower() in ("s", "m", "h", "d") or value.isdigit():
         try:
             return max(0, now - parse_duration(value))

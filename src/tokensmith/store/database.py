@@ -27,7 +27,7 @@ refused with ``RuntimeError`` instead.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -48,8 +48,10 @@ __all__ = [
     "Database",
     "create_engine",
     "is_sqlite",
+    "is_unavailable",
     "session_factory",
     "sqlite_url",
+    "translate_unavailable",
     "write_options",
 ]
 
@@ -64,6 +66,24 @@ _BEGIN_MODES = {"DEFERRED", "IMMEDIATE"}
 # recovers on its own once the database is back. (OSError only around ping: in a
 # transaction it may come from the caller's own code.)
 _UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+# A file that is no database, or a damaged one, fails every statement alike: the
+# database is unusable, not the statement wrong (sqlite3 raises a bare DatabaseError).
+_UNUSABLE_FILE = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}
+
+# Fixed texts by SQLite result code: the driver's own message may name paths or SQL,
+# and these reach the operator's terminal and the logs.
+_SQLITE_REASONS = {
+    "SQLITE_CANTOPEN": "cannot open the database file (does its directory exist?)",
+    "SQLITE_NOTADB": "the database file is not a SQLite database",
+    "SQLITE_CORRUPT": "the database file is damaged",
+    "SQLITE_BUSY": "another process holds the database lock (waited the busy timeout)",
+    "SQLITE_LOCKED": "another process holds the database lock (waited the busy timeout)",
+    "SQLITE_READONLY": "the database file is read-only",
+    "SQLITE_PERM": "permission to the database file was denied",
+    "SQLITE_FULL": "the disk holding the database is full",
+    "SQLITE_IOERR": "reading or writing the database file failed",
+}
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -191,8 +211,10 @@ class Database:
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except (*_UNAVAILABLE, OSError):
-            return False
+        except Exception as exc:
+            if isinstance(exc, OSError) or is_unavailable(exc):
+                return False
+            raise
         return True
 
     async def dispose(self) -> None:
@@ -204,14 +226,38 @@ class Database:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.dispose()
 
-    @asynccontextmanager
-    async def _translated(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except _UNAVAILABLE as exc:
-            # The driver's message may name paths or SQL; the cause keeps it for debugging.
-            raise DatabaseUnavailable() from exc
+    def _translated(self) -> AbstractAsyncContextManager[None]:
+        return translate_unavailable()
 
     def __repr__(self) -> str:
         # render_as_string hides a password in the URL.
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for a failure of the database itself (unreachable, locked, not a database)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, DBAPIError) and _sqlite_code(exc) in _UNUSABLE_FILE
+
+
+@asynccontextmanager
+async def translate_unavailable() -> AsyncIterator[None]:
+    """Raise ``DatabaseUnavailable`` for what ``is_unavailable`` says; let the rest pass."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        reason = _SQLITE_REASONS.get(_sqlite_code(exc) or "")
+        message = f"The database is unavailable: {reason}" if reason else None
+        # The cause keeps the driver's message for debugging.
+        raise DatabaseUnavailable(message) from exc
+
+
+def _sqlite_code(exc: BaseException) -> str | None:
+    """The primary SQLite result code (``SQLITE_IOERR`` for ``SQLITE_IOERR_WRITE``)."""
+    name = getattr(getattr(exc, "orig", None), "sqlite_errorname", None)
+    if not isinstance(name, str):
+        return None
+    return "_".join(name.split("_", 2)[:2])

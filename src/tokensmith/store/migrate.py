@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .database import Database, create_engine, write_options
+from .database import Database, create_engine, translate_unavailable, write_options
 
 __all__ = ["current_revision", "head_revision", "make_config", "upgrade", "upgrade_sync"]
 
@@ -50,10 +50,14 @@ def head_revision() -> str:
 
 
 async def upgrade(target: str | AsyncEngine | Database, revision: str = "head") -> None:
-    """Bring the schema at ``target`` (URL, engine or Database) up to ``revision``."""
+    """Bring the schema at ``target`` (URL, engine or Database) up to ``revision``.
+
+    A database that cannot be opened, stays locked or is no database raises
+    ``DatabaseUnavailable``, as ``Database.transaction()`` does.
+    """
     engine, owned = _engine(target)
     try:
-        async with engine.connect() as connection:
+        async with translate_unavailable(), engine.connect() as connection:
             connection = await connection.execution_options(**write_options(engine))
             async with connection.begin():
                 await connection.run_sync(_upgrade, revision)
@@ -71,7 +75,7 @@ async def current_revision(target: str | AsyncEngine | Database) -> str | None:
     """The revision the schema is at; None for an empty database."""
     engine, owned = _engine(target)
     try:
-        async with engine.connect() as connection:
+        async with translate_unavailable(), engine.connect() as connection:
             return await connection.run_sync(_current)
     finally:
         if owned:
