@@ -8,6 +8,7 @@ reuse detection; revocation, then introspection says inactive and the feed lists
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -179,3 +180,19 @@ def test_x_forwarded_for_is_believed_from_a_trusted_proxy_only(
     entries = json.loads(cli.ok("audit", "--json", "--limit", "50"))
     failed = next(e for e in entries if e["event"] == "login_failed")
     assert failed["client_address"] == "198.51.100.78"  # the proxy (this host) said so
+
+
+def test_a_key_revoked_from_the_cli_stops_signing_at_once(server: Server) -> None:
+    # The CLI is another process: the running server learns of the revocation by
+    # reading the ring again (every second), not at its next maintenance (a minute).
+    compromised = pyjwt.get_unverified_header(login(server)["access_token"])["kid"]
+    server.cli.ok("keys", "revoke", "--yes", "--", compromised)
+    deadline = time.monotonic() + 5
+    while True:
+        kid = pyjwt.get_unverified_header(login(server)["access_token"])["kid"]
+        jwks = httpx.get(f"{server.base}/.well-known/jwks.json", timeout=10).json()
+        if kid != compromised and compromised not in {k["kid"] for k in jwks["keys"]}:
+            break
+        assert time.monotonic() < deadline, "the revoked key still signs or is published"
+        time.sleep(0.2)
+    assert kid in {k["kid"] for k in jwks["keys"]}

@@ -5,7 +5,9 @@ ring, and builds every service once; the CLI's commands and the server use the s
 function, so they can never be wired differently. ``create_app`` is the Starlette app
 (chosen over FastAPI: the routes are thin, and PEERS.md measured ~44 us per request for
 a trivial FastAPI dependency) whose lifespan runs ``build_services`` and the background
-jobs: key ring maintenance every minute, pruning every ``prune_interval`` and the
+jobs: key ring maintenance every minute, a re-read of the key ring every second (a key
+revoked by the CLI or another worker stops signing here at once), pruning every
+``prune_interval`` and the
 ``AuditWriter``'s drain of batched ``token_issued`` rows (flushed when the lifespan ends).
 """
 
@@ -39,6 +41,7 @@ from tokensmith.server.services import (
     derive_refresh_secret,
     load_or_create_master_key,
     run_maintenance,
+    run_reload,
     throttle_auditor,
 )
 from tokensmith.server.settings import Settings
@@ -48,6 +51,7 @@ from .http_errors import CatchAllMiddleware, exception_handlers
 from .routes import routes
 
 __all__ = [
+    "KEY_RELOAD_INTERVAL",
     "MAINTENANCE_INTERVAL",
     "ServerContext",
     "build_services",
@@ -57,8 +61,11 @@ __all__ = [
 
 logger = logging.getLogger("tokensmith.server")
 
-#: Seconds between key ring passes; also how soon another instance's change arrives here.
+#: Seconds between key ring passes (rotations fall days apart).
 MAINTENANCE_INTERVAL = 60.0
+#: Seconds between reads of the key ring: how soon another process's change (a revoked
+#: key above all) reaches this one. One small read when nothing changed.
+KEY_RELOAD_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,7 @@ def create_app(
             stop = anyio.Event()
             async with anyio.create_task_group() as group:
                 group.start_soon(run_maintenance, ctx.keyring, ctx.db, MAINTENANCE_INTERVAL, stop)
+                group.start_soon(run_reload, ctx.keyring, ctx.db, KEY_RELOAD_INTERVAL, stop)
                 group.start_soon(run_pruning, ctx, float(settings.prune_interval), stop)
                 group.start_soon(ctx.audit_writer.run)
                 if access_log is not None:

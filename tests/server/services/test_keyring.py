@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator
@@ -29,8 +30,8 @@ from tokensmith.server.services.keyring import (
     KeyRing,
     NoSigningKey,
     SigningKeys,
-    run_maintenance,
 )
+from tokensmith.server.services.keyring_jobs import run_maintenance, run_reload
 from tokensmith.server.settings import Settings
 from tokensmith.store import (
     AuditEvent,
@@ -454,6 +455,58 @@ async def test_run_maintenance_survives_a_failure_and_stops_on_the_event(
         await run_maintenance(ring, db, 0, ring.stop)
     assert ring.calls == 2
     assert ring.signer().alg == "RS256"
+
+
+async def test_a_revocation_by_another_process_reaches_a_running_ring_within_a_reload(
+    db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    served = await fresh_ring(db, master, settings, clock)  # the running server's ring
+    compromised = served.signer().kid
+    cli = await KeyRing.load(db, master, settings, clock)  # `tokensmith keys revoke`
+    await cli.revoke(db, compromised, actor="cli")
+    assert served.signer().kid == compromised  # not yet read
+    stop = anyio.Event()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_reload, served, db, 0.05, stop)
+            while served.signer().kid == compromised:
+                await anyio.sleep(0.01)
+            stop.set()
+    assert compromised not in jwks_kids(served)
+    assert served.signer().kid == cli.signer().kid
+
+
+class _FailingReloads(KeyRing):
+    failures = 0
+
+    async def reload(self, db: Database) -> None:
+        if self.failures < 5:
+            self.failures += 1
+            raise RuntimeError("database down")
+        await super().reload(db)
+        self.stop.set()
+
+    stop: anyio.Event
+
+
+async def test_run_reload_logs_a_failure_once_and_its_end_once(
+    db: Database,
+    master: MasterKey,
+    settings: Settings,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tokensmith.server.services.keyring")
+    ring = _FailingReloads(master, settings, clock)
+    ring.stop = anyio.Event()
+    with anyio.fail_after(10):
+        await run_reload(ring, db, 0.01, ring.stop)
+    messages = [r.getMessage() for r in caplog.records]
+    assert ring.failures == 5
+    assert messages.count("reading the key ring failed; serving the last one read") == 1
+    assert messages.count("reading the key ring works again") == 1
+    with pytest.raises(ValueError):
+        await run_reload(ring, db, 0, ring.stop)
 
 
 class _HeldRing(KeyRing):

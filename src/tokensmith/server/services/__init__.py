@@ -29,8 +29,8 @@ from .keyring import (
     NotCurrentKey,
     SigningKeys,
     key_summary,
-    run_maintenance,
 )
+from .keyring_jobs import run_maintenance, run_reload
 from .master_key import (
     InvalidKeyFile,
     MasterKeyFileError,
@@ -177,6 +177,7 @@ __all__ = [
     "record_success",
     "resolve_scope",
     "run_maintenance",
+    "run_reload",
     "subject_key",
     "throttle_auditor",
     "user_summary",

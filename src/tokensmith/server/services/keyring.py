@@ -71,7 +71,6 @@ __all__ = [
     "NotCurrentKey",
     "SigningKeys",
     "key_summary",
-    "run_maintenance",
 ]
 
 logger = logging.getLogger(__name__)
@@ -426,26 +425,3 @@ async def _audit(
             kid = action.kid
             detail["alg"] = alg_of[kid]
         await audit.record(_EVENTS[type(action)], at=at, actor=actor, subject=kid, detail=detail)
-
-
-async def run_maintenance(
-    keyring: KeyRing, db: Database, interval: float, stop_event: anyio.Event
-) -> None:
-    """Call ``keyring.maintain`` every ``interval`` seconds until ``stop_event`` is set.
-
-    Each pass also reloads the ring, so the interval bounds how long another
-    instance's rotation or revocation takes to reach this one. A failing pass
-    (database down) is logged and retried at the next interval: the loop outlives it.
-    """
-    if interval < 0:
-        raise ValueError("interval must not be negative")
-    while not stop_event.is_set():
-        try:
-            # Shielded: a pass cancelled mid-transaction leaves SQLAlchemy an unreturned
-            # connection whose close is scheduled as an orphan task on a closing loop.
-            with anyio.CancelScope(shield=True):
-                await keyring.maintain(db)
-        except Exception:
-            logger.exception("key ring maintenance failed; retrying in %s s", interval)
-        with anyio.move_on_after(interval):
-            await stop_event.wait()
