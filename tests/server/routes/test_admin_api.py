@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tokensmith.store import DatabaseUnavailable, RefreshTokenRepository
+
 from .admin_helpers import Admin, make_admin
 from .conftest import PASSWORD, basic, running
 
@@ -113,6 +115,27 @@ async def test_users_list_pages(tmp_path: Path) -> None:
         for bad in ({"limit": "0"}, {"limit": "501"}, {"limit": "x"}, {"other": "1"}):
             response = await server.http.get("/admin/users", params=bad, headers=admin.headers)
             _error(response, 400, "oauth_invalid_request")
+
+
+async def test_a_disable_that_fails_half_way_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tmp_path) as server:
+        admin = await make_admin(server)
+        await server.http.post(
+            "/admin/users", json={"username": "alice", "password": PASSWORD}, headers=admin.headers
+        )
+
+        async def unreachable(*args: object, **kwargs: object) -> None:
+            raise DatabaseUnavailable()
+
+        # The user row is changed first; revoking the tokens then fails.
+        monkeypatch.setattr(RefreshTokenRepository, "revoke_user", unreachable)
+        failed = await server.http.post("/admin/users/alice/disable", headers=admin.headers)
+        assert failed.status_code == 503
+        monkeypatch.undo()
+        # Not disabled with its tokens still working: not disabled at all.
+        assert await _login_status(admin, "alice", PASSWORD) == 200
 
 
 async def test_disable_enable_password_and_revoke(tmp_path: Path) -> None:

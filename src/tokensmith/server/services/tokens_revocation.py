@@ -215,19 +215,26 @@ class RevocationMixin:
         Returns how many access tokens were denylisted.
         """
         now = self._now()
-        subject = str(user_id)
         async with self.db.transaction() as session:
             repos = Repositories(session)
             if await repos.users.get(user_id) is None:
                 raise UnknownUser()
-            await repos.revocations.set_not_before(subject, now + 1)
-            refs = await repos.refresh_tokens.revoke_user(user_id, now)
-            added = await denylist(repos, refs, subject, now, self.settings.leeway)
-            await repos.audit.record(
-                AuditEvent.TOKEN_REVOKED,
-                at=now,
-                actor=actor,
-                subject=subject,
-                detail={"token_type": "all", "access_tokens_revoked": added},
-            )
+            return await self.revoke_all_within(repos, user_id, now, actor=actor)
+
+    async def revoke_all_within(
+        self, repos: Repositories, user_id: int, now: int, *, actor: str | None = None
+    ) -> int:
+        """``revoke_all_for_user`` in the caller's transaction (disabling a user does both
+        in one, so a failure cannot leave a disabled user's tokens working)."""
+        subject = str(user_id)
+        await repos.revocations.set_not_before(subject, now + 1)
+        refs = await repos.refresh_tokens.revoke_user(user_id, now)
+        added = await denylist(repos, refs, subject, now, self.settings.leeway)
+        await repos.audit.record(
+            AuditEvent.TOKEN_REVOKED,
+            at=now,
+            actor=actor,
+            subject=subject,
+            detail={"token_type": "all", "access_tokens_revoked": added},
+        )
         return added

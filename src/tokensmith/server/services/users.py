@@ -195,10 +195,10 @@ class UserService:
                 subject=str(user.id),
                 detail={"username": user.username, "change": "disabled" if disabled else "enabled"},
             )
-        revoked = 0
-        if disabled:
-            # A disabled account must not keep working until its access tokens expire.
-            revoked = await self.tokens.revoke_all_for_user(user.id, actor=actor)
+            revoked = 0
+            if disabled:
+                # A disabled account must not keep working until its access tokens expire.
+                revoked = await self.tokens.revoke_all_within(repos, user.id, now, actor=actor)
         return changed, revoked
 
     async def set_password(self, username: str, password: str, *, actor: str | None) -> User:
