@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from tokensmith.jose import JWK, JWKSet
 
 __all__ = ["load_key_file", "write_new_file"]
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def load_key_file(path: Path, *, alg: str | None = None) -> JWK | JWKSet:
@@ -27,18 +31,32 @@ def load_key_file(path: Path, *, alg: str | None = None) -> JWK | JWKSet:
 
 
 def write_new_file(path: Path, data: bytes, *, private: bool, force: bool) -> None:
-    """Write ``data``; a private file is created 0600 so it is never readable by others."""
+    """Write ``data``; a private file is created 0600 so it is never readable by others.
+
+    With ``force`` an existing file is replaced atomically. The data goes to a temporary
+    file that ``mkstemp`` creates with a random name, ``O_EXCL`` and mode 0600: a file
+    or symlink another user placed in the directory is never written through or
+    followed (a fixed temporary name would hand them the private key). It is removed
+    if anything fails before the replace.
+    """
     mode = 0o600 if private else 0o644
     if not force:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        # O_EXCL also refuses a symlink at ``path``, dangling or not.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         return
-    # Replace atomically: a reader never sees half a key, and the mode is set
-    # before any byte is written.
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            # Before any byte: a public file is widened from mkstemp's 0600, nothing else.
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # rename replaces a symlink at ``path`` itself, never the file it points to.
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
