@@ -2,7 +2,8 @@
 
 The first run initialises ``$TOKENSMITH_DATA`` (default ``./var``) with keys, the demo
 users and clients, and prints their generated passwords once; later runs reuse them.
-Ctrl-C stops both servers.
+Ctrl-C stops both servers; during the first run's setup it keeps nothing, so the next
+run starts over.
 """
 
 from __future__ import annotations
@@ -74,14 +75,25 @@ def walkthrough(demo: Demo, fresh: bool) -> str:
 
 
 def main() -> None:
+    # SIGTERM ends the demo as Ctrl-C does: both servers are stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        serve_demo()
+    except KeyboardInterrupt:
+        # Before the servers were up (setup, start-up) or during their shutdown: what
+        # was under way is undone (prepare() keeps nothing of an unfinished first run,
+        # the servers are stopped), so there is nothing to show but that it stopped.
+        print("\ninterrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+
+def serve_demo() -> None:
     data_dir = Path(os.environ.get("TOKENSMITH_DATA", "var")).resolve()
     issuer = f"http://127.0.0.1:{TOKEN_PORT}"
     app_url = f"http://127.0.0.1:{APP_PORT}"
     fresh = not (data_dir / CREDENTIALS_FILE).exists()
     print(("initialising " if fresh else "reusing ") + str(data_dir), flush=True)
     demo = prepare(data_dir, issuer, app_url)
-    # SIGTERM ends the demo as Ctrl-C does: both servers are stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with running(demo, TOKEN_PORT, APP_PORT):
         print(walkthrough(demo, fresh), flush=True)
         try:

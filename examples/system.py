@@ -4,7 +4,8 @@
 (EDITOR) and ``admin`` (ADMIN) with generated passwords, the demo client, and the
 application server's own client for the revocation feed) and keeps the generated
 credentials in ``demo-credentials.json`` (mode 0600) in that directory, for the demo
-only. ``running`` starts both servers as child processes and stops them on exit.
+only; all or nothing, so an interrupted first run leaves no half-made directory behind.
+``running`` starts both servers as child processes and stops them on exit.
 ``make run`` and the end-to-end tests both use it.
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -66,17 +69,26 @@ def app_server_env(demo: Demo, port: int, poll_interval: float = 5.0) -> dict[st
 
 
 def _cli(demo_env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [str(_BIN / "tokensmith"), *args],
+    argv = [str(_BIN / "tokensmith"), *args]
+    with subprocess.Popen(
+        argv,
         env=demo_env,
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"tokensmith {args[0]} failed: {result.stderr.strip()}")
-    return result.stdout
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(stdin)
+        except BaseException:
+            # Interrupted (Ctrl-C): the command must be gone before prepare() removes
+            # the directory it writes to (subprocess.run waits only 0.25 s for it).
+            proc.kill()
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"tokensmith {args[0]} failed: {stderr.strip()}")
+    return stdout
 
 
 def _client_secret(env: dict[str, str], client_id: str, *options: str) -> str:
@@ -85,7 +97,13 @@ def _client_secret(env: dict[str, str], client_id: str, *options: str) -> str:
 
 
 def prepare(data_dir: Path, issuer: str, app_url: str) -> Demo:
-    """The demo's credentials, creating the data directory and its users the first time."""
+    """The demo's credentials, creating the data directory and its users the first time.
+
+    The first time is all or nothing: everything is made in a temporary sibling of
+    ``data_dir``, renamed into place once the credentials are written. Interrupted
+    (Ctrl-C) or failed, it leaves ``data_dir`` as it was, so the next run starts over
+    instead of finding keys and an admin whose password was never shown.
+    """
     saved = data_dir / CREDENTIALS_FILE
     if saved.exists():
         demo = Demo(**json.loads(saved.read_text(encoding="utf-8")))
@@ -98,8 +116,27 @@ def prepare(data_dir: Path, issuer: str, app_url: str) -> Demo:
             f"{data_dir} holds a token server the demo did not set up; "
             "remove it or point TOKENSMITH_DATA elsewhere"
         )
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Same parent, so the final rename stays on one filesystem; mode 0700, as init's.
+    staging = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=f".{data_dir.name}.setup-"))
+    try:
+        demo = _set_up(staging, data_dir, issuer, app_url)
+        # An empty data_dir is replaced; a non-empty one (another run won) makes this fail.
+        os.rename(staging, data_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return demo
+
+
+def _set_up(staging: Path, data_dir: Path, issuer: str, app_url: str) -> Demo:
+    """Initialise ``staging`` for use as ``data_dir``; the credentials file comes last.
+
+    Nothing in the directory records its own path (the servers find the database and
+    the key file from ``TOKENSMITH_DATA``), so it may be renamed once ready.
+    """
     john, admin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = token_server_env(Demo(str(data_dir), issuer, app_url, "", "", "", "", "", ""))
+    env = token_server_env(Demo(str(staging), issuer, app_url, "", "", "", "", "", ""))
     _cli(env, "init", "--admin", "admin", stdin=admin + "\n")
     _cli(env, "users", "add", "john", "--role", "EDITOR", "--name", "John", stdin=john + "\n")
     grants = ("--grant", "password", "--grant", "refresh_token")
@@ -109,7 +146,7 @@ def prepare(data_dir: Path, issuer: str, app_url: str) -> Demo:
     demo = Demo(
         str(data_dir), issuer, app_url, john, admin, "demo", secret, "app-server", feed_secret
     )
-    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(staging / CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(asdict(demo), out, indent=2)
     return demo
