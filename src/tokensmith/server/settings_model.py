@@ -263,9 +263,10 @@ class Settings(BaseSettings):
                 raise ValueError("must be at least 32 bytes of random data (value not shown)")
         return value
 
-    @field_validator("signing_algorithms", mode="before")
+    @field_validator("signing_algorithms", "trusted_proxies", mode="before")
     @classmethod
-    def _split_algorithms(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
+        # Comma-separated in the environment; a list in a TOML file.
         if isinstance(value, str):
             value = [item.strip() for item in value.split(",") if item.strip()]
         return value
@@ -277,13 +278,6 @@ class Settings(BaseSettings):
             raise ValueError("must name at least one algorithm")
         if len(set(value)) != len(value):
             raise ValueError("names an algorithm twice")
-        return value
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("trusted_proxies")
