@@ -9,7 +9,6 @@ anything else is a 400 ``invalid_request``, never a 500.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,28 +33,6 @@ def _no_constants(name: str) -> Any:
     raise InvalidRequest("The JSON body holds NaN or Infinity.")
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    """Whether a string in ``value`` holds a surrogate: only an unpaired "\\ud800" escape
-    makes one (json.loads joins a pair into its code point). Such text is not Unicode: it
-    cannot be encoded as UTF-8, so it would be stored and then fail every answer that
-    shows it. A loop, not recursion: the parser's own depth limit is the recursion limit."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 async def read_json(
     request: Request, *, required: Iterable[str] = (), optional: Iterable[str] = ()
 ) -> dict[str, Any]:
@@ -77,8 +54,14 @@ async def read_json(
         )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidRequest("The body is not valid JSON.") from None
-    if _has_lone_surrogate(value):
-        raise InvalidRequest("The JSON body holds a lone surrogate escape.")
+    try:
+        # Only an unpaired "\\ud800" escape makes text that UTF-8 cannot encode; stored,
+        # it would fail every later answer that shows it.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("The JSON body holds a lone surrogate escape.") from None
+    except RecursionError:  # as deep as the parser allowed, deeper than the encoder does
+        raise InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise InvalidRequest("The body must be a JSON object.")
     allowed = needed | set(optional)
