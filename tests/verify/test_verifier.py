@@ -256,6 +256,33 @@ def test_a_rotated_key_is_found_on_the_first_miss_after_the_cooldown(
     assert fake.jwks_fetches == 2
 
 
+def test_a_miss_on_a_set_another_thread_has_replaced_takes_the_new_set(
+    fake: FakeIssuer, clock: FixedClock, es_key: JWK, es_key_2: JWK
+) -> None:
+    v = verifier(fake, clock)
+    v.verify(sign(es_key, clock))
+    fake.keys = [es_key, es_key_2]
+    clock.advance(30)
+    token_a, token_b = sign(es_key_2, clock, sub="A"), sign(es_key_2, clock, sub="B")
+    verify_with = v._verify_with
+    raced = []
+
+    def racing(token: str | bytes, installed: Any) -> AccessClaims:
+        try:
+            return verify_with(token, installed)
+        except KeyNotFound:
+            if not raced:
+                # Between A's miss and its refetch, "thread B" misses on the same old set,
+                # fetches and installs the new one; the cooldown now holds for A.
+                raced.append("B is verifying")
+                raced[0] = v.verify(token_b).sub
+            raise
+
+    v._verify_with = racing  # type: ignore[method-assign]
+    assert v.verify(token_a).sub == "A"  # from the set B installed, not refused
+    assert raced == ["B"] and fake.jwks_fetches == 2
+
+
 # -- the verified-token cache -----------------------------------------------------------
 
 

@@ -118,8 +118,13 @@ def check_access(
     if claims is None:
         raise MissingBearer()
     wanted_roles = tuple(roles)
-    if wanted_roles and not any(role in claims.roles for role in wanted_roles):
-        raise Forbidden("The token lacks a role this operation needs.")
-    if any(scope not in claims.scopes for scope in scopes):
-        raise Forbidden("The token lacks a scope this operation needs.")
+    if wanted_roles:
+        held_roles = claims.roles  # built on each read: read once
+        if not any(role in held_roles for role in wanted_roles):
+            raise Forbidden("The token lacks a role this operation needs.")
+    wanted_scopes = tuple(scopes)
+    if wanted_scopes:
+        held_scopes = claims.scopes
+        if any(scope not in held_scopes for scope in wanted_scopes):
+            raise Forbidden("The token lacks a scope this operation needs.")
     return claims

@@ -14,14 +14,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, Self, TypeVar
+from typing import Generic, Self, TypeVar
 
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.errors import KeySetUnavailable
-from tokensmith.jose import JWK, JWKSet, JWTPolicy
+from tokensmith.jose import JWK, JWKSet, JWTPolicy, verify_jwt
 
 from ._token_cache import VerifiedTokenCache
-from .claims import AccessClaims, SharedValues, access_claims
+from .claims import AccessClaims, access_claims
 from .config import ASYMMETRIC_ALGORITHMS, VerifierConfig
 from .denylist import Denylist
 from .discovery import ProviderMetadata
@@ -33,6 +33,8 @@ __all__ = ["MIN_SECRET_BYTES", "VerifierCore", "load_jwks", "load_pem"]
 MIN_SECRET_BYTES = 32
 
 TransportT = TypeVar("TransportT")
+#: What a verification reads once: the cache generation, the keys and the policy.
+Installed = tuple[int, JWK | JWKSet, JWTPolicy]
 KeySource = JWKSet | str | bytes | os.PathLike[str]
 
 
@@ -101,7 +103,6 @@ class VerifierCore(ABC, Generic[TransportT]):
     _leeway: float
     _denylist: Denylist
     _tokens: VerifiedTokenCache
-    _shared: SharedValues
     _cached: Callable[[str | bytes], AccessClaims | None]
     #: A set (looked up by kid), or the one key of ``from_pem``/``from_secret``.
     _keys: JWK | JWKSet | None
@@ -120,7 +121,6 @@ class VerifierCore(ABC, Generic[TransportT]):
         self._denylist = Denylist(leeway=config.leeway)
         self._tokens = VerifiedTokenCache(config.token_cache_size)
         self._cached = self._tokens.get
-        self._shared = SharedValues()
         self._keys = None
         self._policy = None
         self._algorithms = None
@@ -258,7 +258,20 @@ class VerifierCore(ABC, Generic[TransportT]):
         keys, algorithms = static
         self._install(keys, math.inf, algorithms)
 
-    def _accept(self, token: str | bytes, payload: dict[str, Any], generation: int) -> AccessClaims:
-        claims = access_claims(payload, self._shared)
+    def _installed(self) -> Installed:
+        """The generation, keys and policy to verify with, read in that order (``_install``)."""
+        generation = self._tokens.generation
+        keys, policy = self._keys, self._policy
+        assert keys is not None and policy is not None
+        return generation, keys, policy
+
+    def _verify_with(self, token: str | bytes, installed: Installed) -> AccessClaims:
+        """Verify with ``installed`` and cache the result; ``KeyNotFound`` if no kid fits.
+
+        Synchronous in both verifiers: only an unknown kid needs I/O (a refetch), and
+        a new token should not pay for a second coroutine.
+        """
+        generation, keys, policy = installed
+        claims = access_claims(verify_jwt(token, keys, policy))
         self._tokens.put(token, claims, generation)
         return claims

@@ -21,7 +21,7 @@ from tokensmith.errors import (
     NotYetValid,
     RevokedToken,
 )
-from tokensmith.jose import JWK, JWKSet, verify_jwt
+from tokensmith.jose import JWK, JWKSet
 
 from ._core import VerifierCore, remote_algorithms
 from .claims import AccessClaims
@@ -97,7 +97,11 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
             await self._refresh_keys()
         claims = self._cached(token)
         if claims is None:
-            claims = await self._verify_new(token)
+            installed = self._installed()
+            try:
+                claims = self._verify_with(token, installed)
+            except KeyNotFound as unknown:
+                claims = await self._verify_after_unknown_kid(token, installed[1], unknown)
         else:
             # A hit is the very token verified before: only what time changes is checked.
             leeway = self._leeway
@@ -120,21 +124,16 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
         keys, valid_until = await jwks.keys()
         self._install(keys, valid_until, remote_algorithms(self.config, jwks.metadata))
 
-    async def _verify_new(self, token: str | bytes) -> AccessClaims:
-        generation = self._tokens.generation
-        keys, policy = self._keys, self._policy
-        assert keys is not None and policy is not None
-        try:
-            return self._accept(token, verify_jwt(token, keys, policy), generation)
-        except KeyNotFound:
-            if self._jwks is None or await self._jwks.keys_after_unknown_kid(keys) is None:
-                raise
+    async def _verify_after_unknown_kid(
+        self, token: str | bytes, tried: JWK | JWKSet, unknown: KeyNotFound
+    ) -> AccessClaims:
+        # Asked about ``tried``, not the keys installed now: if another thread or task
+        # installed a newer set meanwhile, the cache hands it over without a fetch.
+        if self._jwks is None or await self._jwks.keys_after_unknown_kid(tried) is None:
+            raise unknown
         # A newer set arrived (a rotation): install it and verify once more.
         await self._refresh_keys()
-        generation = self._tokens.generation
-        keys, policy = self._keys, self._policy
-        assert keys is not None and policy is not None
-        return self._accept(token, verify_jwt(token, keys, policy), generation)
+        return self._verify_with(token, self._installed())
 
     # -- lifecycle ----------------------------------------------------------------------
 

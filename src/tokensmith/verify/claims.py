@@ -1,23 +1,30 @@
 """``AccessClaims``: a verified access token's claims, typed and read-only.
 
 One ``AccessClaims`` is shared by every request that presents the same token (the
-verified-token cache), so nothing in it can be changed: the typed fields are strings,
-numbers and tuples, and ``claims`` is a read-only view whose JSON arrays read as
-tuples and objects as read-only views. A handler cannot add a role for the next request.
+verified-token cache), so nothing in it can be changed: it is a read-only mapping of
+every claim whose JSON arrays read as tuples and objects as read-only views, and its
+typed fields (``sub``, ``roles``, ``scopes``...) are strings, numbers and tuples. A
+handler cannot add a role for the next request.
+
+The typed fields are read from the payload when asked for, not built when a token is
+verified: a new token's budget over the core is a few microseconds, most handlers read
+one or two fields, and every object built per token is one more to free when the cache
+evicts it. What could make a field fail (a claim of the wrong type) is checked when the
+token is verified, so reading a field never raises.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
 from tokensmith.errors import InvalidClaim, MissingClaim
 
-__all__ = ["AccessClaims", "ClaimsView", "SharedValues", "access_claims"]
+__all__ = ["AccessClaims", "ClaimsView", "access_claims"]
 
 _new = object.__new__
-_tuple_new = tuple.__new__
-_T = TypeVar("_T")
+_EMPTY: tuple[str, ...] = ()
 
 
 def _frozen(value: Any) -> Any:
@@ -25,7 +32,18 @@ def _frozen(value: Any) -> Any:
     if kind is list:
         return tuple([_frozen(item) for item in value])
     if kind is dict:
-        return ClaimsView(value)
+        view = _new(ClaimsView)
+        view._data = value
+        return view
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """A JSON-shaped deep copy: arrays (tuples too) as lists, mappings (views too) as dicts."""
+    if isinstance(value, list | tuple):
+        return [_thawed(item) for item in value]
+    if isinstance(value, Mapping):
+        return {name: _thawed(item) for name, item in value.items()}
     return value
 
 
@@ -33,7 +51,7 @@ class ClaimsView(Mapping[str, Any]):
     """A read-only view of a JSON object: arrays read as tuples, objects as views.
 
     Freezing happens when a value is read, not when a token is verified: most claims
-    are never read through this view, and a new token's budget is a few microseconds.
+    are never read through this view.
     """
 
     __slots__ = ("_data",)
@@ -58,44 +76,101 @@ class ClaimsView(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return f"ClaimsView({dict(self.items())!r})"
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+    # Copies and pickles get a copy of the data, never the shared dict itself.
+    def __reduce__(self) -> tuple[type[ClaimsView], tuple[dict[str, Any]]]:
+        return (type(self), (_thawed(self._data),))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_data": _thawed(self._data)}
 
 
-def _claim_error(name: str, kind: str) -> InvalidClaim:
-    return InvalidClaim(name, f"The {name} claim must be {kind}.")
+class AccessClaims(ClaimsView):
+    """The claims of a verified access token (RFC 9068): a read-only mapping, typed fields.
 
-
-class _AccessClaimsFields(NamedTuple):
-    sub: str
-    iss: str
-    #: The token's audiences (a single ``aud`` string becomes a one-item tuple).
-    aud: tuple[str, ...]
-    exp: int | float
-    iat: int | float | None
-    nbf: int | float | None
-    jti: str | None
-    client_id: str | None
-    #: ``scope`` split at spaces.
-    scopes: tuple[str, ...]
-    roles: tuple[str, ...]
-    #: Every claim, read-only (arrays read as tuples, objects as read-only views).
-    claims: Mapping[str, Any]
-
-
-class AccessClaims(_AccessClaimsFields):
-    """The claims of a verified access token (RFC 9068), plus all of them in ``claims``.
-
-    A named tuple: immutable by construction, and built by the verifier in one C call
-    (a frozen dataclass costs a dictionary and eleven guarded assignments per new token).
+    ``claims["name"]`` reads any claim (frozen); the fields type the RFC 9068 ones.
+    ``AccessClaims(payload)`` checks a payload the way the verifier does (for tests of
+    handlers): ``InvalidClaim`` or ``MissingClaim`` for what no access token may hold.
     """
 
     __slots__ = ()
+
+    def __new__(cls, payload: Mapping[str, Any]) -> AccessClaims:
+        data = _thawed(payload)
+        if type(data) is not dict:
+            raise TypeError("payload must be a mapping")
+        _check_registered(data)  # what verify_jwt checks before access_claims
+        return access_claims(data, cls)
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        pass  # built by __new__ (the verifier skips both)
+
+    @property
+    def sub(self) -> str:
+        return self._data["sub"]  # type: ignore[no-any-return]
+
+    @property
+    def iss(self) -> str:
+        return self._data["iss"]  # type: ignore[no-any-return]
+
+    @property
+    def aud(self) -> tuple[str, ...]:
+        """The token's audiences (a single ``aud`` string reads as a one-item tuple)."""
+        aud = self._data.get("aud", _EMPTY)
+        return (aud,) if type(aud) is str else aud
+
+    @property
+    def exp(self) -> int | float:
+        return self._data["exp"]  # type: ignore[no-any-return]
+
+    @property
+    def iat(self) -> int | float | None:
+        return self._data.get("iat")
+
+    @property
+    def nbf(self) -> int | float | None:
+        return self._data.get("nbf")
+
+    @property
+    def jti(self) -> str | None:
+        return self._data.get("jti")
+
+    @property
+    def client_id(self) -> str | None:
+        return self._data.get("client_id")
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """``scope`` split at whitespace."""
+        scope = self._data.get("scope")
+        return _EMPTY if scope is None else tuple(scope.split())
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self._data.get("roles", _EMPTY)  # type: ignore[no-any-return]
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """Every claim, read-only: the mapping itself (``claims.claims is claims``)."""
+        return self
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 
     def has_role(self, role: str) -> bool:
-        return role in self.roles
+        return role in self._data.get("roles", _EMPTY)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("sub", "iss", "aud", "exp", "client_id", "scopes", "roles")
+        )
+        return f"AccessClaims({fields})"
+
+
+def _claim_error(name: str, kind: str) -> InvalidClaim:
+    return InvalidClaim(name, f"The {name} claim must be {kind}.")
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
@@ -107,139 +182,52 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-class SharedValues:
-    """Claim values that many tokens repeat (issuer, audience, client, scope, roles), kept once.
-
-    A cached ``AccessClaims`` lives for thousands of verifications, and every object it
-    holds is one more cache miss when its entry is evicted and the memory reused: on
-    this path that costs more than the Python code. Tokens of one issuer repeat a few
-    values, so the payload is made to point at the one copy kept here, and the copies
-    just parsed are freed while still in cache. Each table is bounded: emptied when
-    full, so a flood of distinct values costs at most ``max_entries`` entries each.
-    Safe across threads (one dictionary operation at a time; a lost entry is a miss).
-    """
-
-    __slots__ = ("_audiences", "_roles", "_scopes", "_strings", "max_entries")
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._strings: dict[str, str] = {}
-        self._scopes: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._audiences: dict[str, tuple[str, tuple[str]]] = {}
-        self._roles: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-    def _keep(self, table: dict[Any, Any], key: Any, value: _T) -> _T:
-        if len(table) >= self.max_entries:
-            table.clear()
-        table[key] = value
-        return value
-
-    def string(self, text: str) -> str:
-        found = self._strings.get(text)
-        return found if found is not None else self._keep(self._strings, text, text)
-
-    def scope(self, scope: str) -> tuple[str, tuple[str, ...]]:
-        """The scope string and its words, all shared."""
-        found = self._scopes.get(scope)
-        if found is None:
-            words = tuple([self.string(word) for word in scope.split()])
-            found = self._keep(self._scopes, scope, (self.string(scope), words))
-        return found
-
-    def audience(self, aud: str) -> tuple[str, tuple[str]]:
-        """A one-audience ``aud`` string and the one-item tuple of it, both shared."""
-        found = self._audiences.get(aud)
-        if found is None:
-            text = self.string(aud)
-            found = self._keep(self._audiences, aud, (text, (text,)))
-        return found
-
-    def roles(self, roles: Any) -> tuple[str, ...]:
-        """A ``roles`` claim as a shared tuple of strings; ``InvalidClaim`` if it is not."""
-        if type(roles) is not list:
-            raise _claim_error("roles", "a list of strings")
-        key = tuple(roles)
-        try:
-            found = self._roles.get(key)
-        except TypeError:  # an unhashable item (an array, an object): refused below
-            found = None
-        if found is None:
-            # Checked only here: a tuple equal to a checked one holds the same strings.
-            checked = _strings(roles, "roles")
-            found = self._keep(self._roles, key, tuple([self.string(r) for r in checked]))
-        return found
+def _check_registered(payload: dict[str, Any]) -> None:
+    """The type rules ``verify_jwt`` applies to registered claims (RFC 7519 section 4.1)."""
+    for name in ("exp", "iat", "nbf"):
+        value = payload.get(name)
+        if value is not None and not (
+            type(value) is int or (type(value) is float and math.isfinite(value))
+        ):
+            raise _claim_error(name, "a finite number")
+    for name in ("iss", "sub", "jti"):
+        if type(payload.get(name, "")) is not str:
+            raise _claim_error(name, "a string")
+    aud = payload.get("aud")
+    if aud is not None and type(aud) is not str:
+        if type(aud) is not list or not aud or any(type(item) is not str for item in aud):
+            raise _claim_error("aud", "a string or a non-empty list of strings")
 
 
-def access_claims(payload: dict[str, Any], shared: SharedValues | None = None) -> AccessClaims:
-    """Type a payload ``verify_jwt`` accepted; raise ``InvalidClaim`` for a claim of the wrong type.
+def access_claims(payload: dict[str, Any], kind: type[AccessClaims] = AccessClaims) -> AccessClaims:
+    """Check a payload ``verify_jwt`` accepted: ``InvalidClaim`` for a claim of a wrong type.
 
     The payload dict is taken over (wrapped read-only): pass one nobody else holds.
-    The core has checked ``exp``, ``nbf`` and ``iat`` as numbers and ``iss``, ``sub``
-    and ``jti`` as strings (when present); this adds ``scope``, ``roles`` and
-    ``client_id``, and requires ``sub``, ``iss`` and ``exp``. With ``shared`` (the
-    verifier's), repeated values are replaced by one shared copy, in the payload too.
+    The core has checked ``exp``, ``nbf`` and ``iat`` as numbers, ``iss``, ``sub`` and
+    ``jti`` as strings and ``aud`` as a string or a list of strings (when present); this
+    adds ``scope``, ``roles`` and ``client_id``, and requires ``sub``, ``iss`` and ``exp``.
+    ``roles`` and a list ``aud`` become tuples in the payload: the fields then hand out
+    what is stored, and nothing in a cached payload is mutable.
     """
     get = payload.get
-    sub = get("sub")
-    if sub is None:
+    if get("sub") is None:
         raise MissingClaim("sub")
-    iss = get("iss")
-    if iss is None:
+    if get("iss") is None:
         raise MissingClaim("iss")
-    exp = get("exp")
-    if exp is None:
+    if get("exp") is None:
         raise MissingClaim("exp")
     client_id = get("client_id")
     if client_id is not None and type(client_id) is not str:
         raise _claim_error("client_id", "a string")
     scope = get("scope")
-    if scope is None:
-        scopes: tuple[str, ...] = ()
-    elif type(scope) is not str:
+    if scope is not None and type(scope) is not str:
         raise _claim_error("scope", "a space-separated string")
-    elif shared is None:
-        scopes = tuple(scope.split())
-    else:
-        payload["scope"], scopes = shared.scope(scope)
     roles = get("roles")
-    if roles is None:
-        roles = ()
-    else:
-        # The tuple replaces the list in the payload too: a cached payload without
-        # lists is left alone by the garbage collector after one pass.
-        roles = payload["roles"] = (
-            _strings(roles, "roles") if shared is None else shared.roles(roles)
-        )
-    # The core has checked aud: a string, or a list of strings.
+    if roles is not None:
+        payload["roles"] = _strings(roles, "roles")
     aud = get("aud")
     if type(aud) is list:
-        audiences: tuple[str, ...] = tuple(aud)
-        payload["aud"] = audiences
-    elif aud is None:
-        audiences = ()
-    elif shared is None:
-        audiences = (aud,)
-    else:
-        payload["aud"], audiences = shared.audience(aud)
-    if shared is not None:
-        iss = payload["iss"] = shared.string(iss)
-        if client_id is not None:
-            client_id = payload["client_id"] = shared.string(client_id)
-    view = _new(ClaimsView)
-    view._data = payload
-    return _tuple_new(
-        AccessClaims,
-        (
-            sub,
-            iss,
-            audiences,
-            exp,
-            get("iat"),
-            get("nbf"),
-            get("jti"),
-            client_id,
-            scopes,
-            roles,
-            view,
-        ),
-    )
+        payload["aud"] = tuple(aud)
+    claims = _new(kind)
+    claims._data = payload
+    return claims

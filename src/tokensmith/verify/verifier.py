@@ -20,7 +20,7 @@ from tokensmith.errors import (
     NotYetValid,
     RevokedToken,
 )
-from tokensmith.jose import JWK, JWKSet, verify_jwt
+from tokensmith.jose import JWK, JWKSet
 
 from ._core import VerifierCore, remote_algorithms
 from .claims import AccessClaims
@@ -94,7 +94,11 @@ class Verifier(VerifierCore[httpx.BaseTransport]):
             self._refresh_keys()
         claims = self._cached(token)
         if claims is None:
-            claims = self._verify_new(token)
+            installed = self._installed()
+            try:
+                claims = self._verify_with(token, installed)
+            except KeyNotFound as unknown:
+                claims = self._verify_after_unknown_kid(token, installed[1], unknown)
         else:
             # A hit is the very token verified before: only what time changes is checked.
             leeway = self._leeway
@@ -117,21 +121,16 @@ class Verifier(VerifierCore[httpx.BaseTransport]):
         keys, valid_until = jwks.keys()
         self._install(keys, valid_until, remote_algorithms(self.config, jwks.metadata))
 
-    def _verify_new(self, token: str | bytes) -> AccessClaims:
-        generation = self._tokens.generation
-        keys, policy = self._keys, self._policy
-        assert keys is not None and policy is not None
-        try:
-            return self._accept(token, verify_jwt(token, keys, policy), generation)
-        except KeyNotFound:
-            if self._jwks is None or self._jwks.keys_after_unknown_kid(keys) is None:
-                raise
+    def _verify_after_unknown_kid(
+        self, token: str | bytes, tried: JWK | JWKSet, unknown: KeyNotFound
+    ) -> AccessClaims:
+        # Asked about ``tried``, not the keys installed now: if another thread or task
+        # installed a newer set meanwhile, the cache hands it over without a fetch.
+        if self._jwks is None or self._jwks.keys_after_unknown_kid(tried) is None:
+            raise unknown
         # A newer set arrived (a rotation): install it and verify once more.
         self._refresh_keys()
-        generation = self._tokens.generation
-        keys, policy = self._keys, self._policy
-        assert keys is not None and policy is not None
-        return self._accept(token, verify_jwt(token, keys, policy), generation)
+        return self._verify_with(token, self._installed())
 
     # -- lifecycle ----------------------------------------------------------------------
 
