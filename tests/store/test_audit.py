@@ -6,6 +6,7 @@ import pytest
 
 from conftest import NOW
 from tokensmith.store import AuditEvent, Database, Repositories
+from tokensmith.store import audit as audit_module
 from tokensmith.store.audit import audit_values
 
 pytestmark = pytest.mark.anyio
@@ -117,3 +118,37 @@ async def test_record_many_writes_checked_rows_in_order(db: Database) -> None:
         ("s2", {"n": 2}),
     ]
     assert entries[0].id > entries[1].id > entries[2].id
+
+
+async def test_record_many_over_several_statements_keeps_every_row_and_its_order(
+    db: Database,
+) -> None:
+    # More rows than one multi-row INSERT takes: the chunks must join up in order.
+    count = 2 * audit_module._ROWS_PER_INSERT + 7
+    rows = [
+        audit_values(
+            AuditEvent.TOKEN_ISSUED,
+            at=NOW + n,
+            actor="client-a" if n % 2 else None,
+            subject=f"s{n}",
+            client_address="192.0.2.1" if n % 3 else None,
+            detail={"n": n, "scope": "a b", "text": "é\"'"},
+        )
+        for n in range(count)
+    ]
+    async with db.transaction() as session:
+        assert await Repositories(session).audit.record_many(rows) == count
+        await Repositories(session).audit.record(
+            AuditEvent.LOGIN_OK, at=NOW, subject="one", detail={"n": -1}
+        )
+    async with db.read() as session:
+        entries = await Repositories(session).audit.page(limit=count + 1)
+    written = list(reversed(entries))
+    assert [e.subject for e in written] == [f"s{n}" for n in range(count)] + ["one"]
+    for n, entry in enumerate(written[:count]):
+        assert entry.at == NOW + n and entry.event == "token_issued"
+        assert entry.actor == ("client-a" if n % 2 else None)
+        assert entry.client_address == ("192.0.2.1" if n % 3 else None)
+        assert entry.detail == {"n": n, "scope": "a b", "text": "é\"'"}
+    ids = [e.id for e in written]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
