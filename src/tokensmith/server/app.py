@@ -47,8 +47,10 @@ from tokensmith.server.services import (
 from tokensmith.server.settings import Settings
 from tokensmith.store import Database, prune, upgrade
 
+from .hot_routes import HotRoutes
 from .http_errors import CatchAllMiddleware, exception_handlers
 from .routes import routes
+from .routes.oauth import token
 
 __all__ = [
     "KEY_RELOAD_INTERVAL",
@@ -248,7 +250,15 @@ def create_app(
                     stop.set()
                     ctx.audit_writer.stop()
 
-    middleware = [Middleware(CatchAllMiddleware)]
+    middleware = [
+        Middleware(CatchAllMiddleware),
+        # Innermost: the token endpoint skips the router's layers (hot_routes.py).
+        Middleware(
+            HotRoutes,
+            routes={("POST", "/oauth/token"): token},
+            error_handlers=exception_handlers(),
+        ),
+    ]
     if access_log is not None:
         # Outside the catch-all, so an answer it makes of a failure is logged as sent.
         middleware.insert(0, Middleware(AccessLogMiddleware, log=access_log))
