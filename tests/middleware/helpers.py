@@ -224,3 +224,38 @@ def secrets_of(keys: Keys, *tokens: str) -> list[str]:
         found.append(value)
         found += [part for part in value.split(".") if len(part) >= 8]
     return found
+
+
+DENIAL = {"websocket.http.response": {}}  # the ASGI extension for denial responses
+
+
+async def websocket_handshake(
+    app: Any, headers: Mapping[str, str], *, path: str = "/ws", extensions: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One WebSocket handshake over raw ASGI: the client connects, then leaves; what was sent."""
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "server": ("app.test", 80),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "subprotocols": [],
+        "extensions": extensions,
+    }
+    incoming: list[dict[str, Any]] = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent

@@ -25,6 +25,7 @@ from tokensmith.middleware.asgi import STATE_KEY
 from tokensmith.verify import AccessClaims, AsyncVerifier
 
 from .helpers import (
+    DENIAL,
     REALM,
     Keys,
     assert_bare_challenge,
@@ -35,6 +36,7 @@ from .helpers import (
     config,
     secrets_of,
     token,
+    websocket_handshake,
 )
 
 pytestmark = pytest.mark.anyio
@@ -313,16 +315,72 @@ async def test_no_key_set_is_503_without_a_challenge(keys: Keys) -> None:
         assert h.inner.calls == 0
 
 
-async def test_other_scope_types_pass_untouched(keys: Keys) -> None:
+async def test_lifespan_scopes_pass_untouched(keys: Keys) -> None:
     inner = Inner()
     counting = Counting(async_verifier(keys))
     app = BearerAuthMiddleware(inner, counting)
-    for kind in ("lifespan", "websocket"):
-        scope: dict[str, Any] = {"type": kind, "headers": [(b"authorization", b"Bearer x")]}
-        await app(scope, None, None)
-        assert "state" not in scope
-    assert inner.calls == 2
+    scope: dict[str, Any] = {"type": "lifespan", "headers": [(b"authorization", b"Bearer x")]}
+    await app(scope, None, None)
+    assert "state" not in scope
+    assert inner.calls == 1
     assert counting.calls == 0
+
+
+async def test_a_websocket_handshake_with_a_bad_token_never_reaches_the_app(keys: Keys) -> None:
+    inner = Inner()
+    app = BearerAuthMiddleware(inner, async_verifier(keys), realm=REALM)
+    for name, bad in bad_tokens(keys).items():
+        # Without the denial-response extension: closed before it is accepted.
+        sent = await websocket_handshake(app, bearer(bad), extensions={})
+        assert sent == [{"type": "websocket.close", "code": 1008}], name
+        # With it: the same 401 as an HTTP request, challenge and JSON body.
+        sent = await websocket_handshake(app, bearer(bad), extensions=DENIAL)
+        start, body = sent
+        assert start["type"] == "websocket.http.response.start", name
+        headers = {k.decode(): v.decode() for k, v in start["headers"]}
+        assert_invalid_token(
+            start["status"], headers, json.loads(body["body"]), body["body"].decode(), [bad]
+        )
+    assert inner.calls == 0
+
+
+async def test_a_websocket_handshake_carries_its_verified_claims(keys: Keys) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(claims_of(scope))
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+
+    middleware = BearerAuthMiddleware(app, async_verifier(keys), realm=REALM)
+    sent = await websocket_handshake(middleware, bearer(token(keys)), extensions={})
+    assert sent == [{"type": "websocket.accept"}]
+    sent = await websocket_handshake(middleware, {}, extensions={})
+    assert sent == [{"type": "websocket.accept"}]
+    assert isinstance(seen[0], AccessClaims) and seen[0].sub == "user-42"
+    assert seen[1] is None
+
+
+async def test_an_auth_error_raised_by_a_websocket_route_is_a_denied_handshake(
+    keys: Keys,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise MissingBearer()
+
+    async def app_after_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        raise Forbidden("late")
+
+    middleware = BearerAuthMiddleware(app, async_verifier(keys), realm=REALM)
+    sent = await websocket_handshake(middleware, {}, extensions=DENIAL)
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 401
+    sent = await websocket_handshake(middleware, {}, extensions={})
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    # Once the route has accepted, the error is the server's to handle: re-raised.
+    late = BearerAuthMiddleware(app_after_accept, async_verifier(keys), realm=REALM)
+    with pytest.raises(Forbidden):
+        await websocket_handshake(late, {}, extensions={})
 
 
 async def test_the_claims_are_under_the_documented_state_key(keys: Keys) -> None:

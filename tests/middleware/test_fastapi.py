@@ -7,13 +7,14 @@ scope. The verifier is the offline ``AsyncVerifier.from_jwks``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 
 from tokensmith.middleware import BearerAuthMiddleware
 from tokensmith.middleware.asgi import STATE_KEY
@@ -21,6 +22,7 @@ from tokensmith.middleware.fastapi import require
 from tokensmith.verify import AccessClaims, AsyncVerifier
 
 from .helpers import (
+    DENIAL,
     REALM,
     Keys,
     assert_bare_challenge,
@@ -30,11 +32,13 @@ from .helpers import (
     bad_tokens,
     secrets_of,
     token,
+    websocket_handshake,
 )
 
 pytestmark = pytest.mark.anyio
 
 BASE = "http://app.test"
+WS_PATH = "/ws/edit"
 PROTECTED = [("GET", "/me"), ("POST", "/create"), ("POST", "/delete"), ("POST", "/write")]
 
 
@@ -316,3 +320,50 @@ def test_openapi_shows_the_scheme_on_protected_routes(keys: Keys, method: str, p
 def test_openapi_shows_no_scheme_on_the_public_route(keys: Keys) -> None:
     operation = openapi(keys)["paths"]["/public"]["get"]
     assert "security" not in operation
+
+
+def _ws_app(verifier: AsyncVerifier) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(BearerAuthMiddleware, verifier=verifier, realm=REALM)
+
+    @app.websocket(WS_PATH)
+    async def edit(
+        websocket: WebSocket,
+        claims: Annotated[AccessClaims, Depends(require(roles=["EDITOR", "ADMIN"]))],
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json({"sub": claims.sub, "roles": list(claims.roles)})
+        await websocket.close()
+
+    return app
+
+
+def _denial(sent: list[dict[str, Any]]) -> tuple[int, dict[str, str], Any, str]:
+    start, body = sent
+    assert start["type"] == "websocket.http.response.start"
+    assert body["type"] == "websocket.http.response.body"
+    text = body["body"].decode()
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, json.loads(text), text
+
+
+async def test_a_websocket_route_takes_require_like_an_http_route(keys: Keys) -> None:
+    app = _ws_app(async_verifier(keys))
+    sent = await websocket_handshake(app, bearer(token(keys)), path=WS_PATH, extensions=DENIAL)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert json.loads(sent[1]["text"]) == {"sub": "user-42", "roles": ["EDITOR"]}
+    status, headers, body, _ = _denial(
+        await websocket_handshake(app, {}, path=WS_PATH, extensions=DENIAL)
+    )
+    assert_bare_challenge(status, headers, body)
+    viewer = token(keys, roles=["VIEWER"])
+    status, headers, body, text = _denial(
+        await websocket_handshake(app, bearer(viewer), path=WS_PATH, extensions=DENIAL)
+    )
+    assert_forbidden(status, headers, body, text, [viewer])
+    for name, bad in bad_tokens(keys).items():
+        status, headers, body, text = _denial(
+            await websocket_handshake(app, bearer(bad), path=WS_PATH, extensions=DENIAL)
+        )
+        assert status == 401, name
+        assert_invalid_token(status, headers, body, text, [bad])

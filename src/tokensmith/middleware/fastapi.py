@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from fastapi import Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPBearer
 from fastapi.security.base import SecurityBase
 
@@ -47,8 +47,10 @@ class _Require(SecurityBase):
         self.scopes = scopes
 
     # async: a plain def dependency would run in FastAPI's thread pool on every request.
-    async def __call__(self, request: Request) -> AccessClaims:
-        return check_access(claims_of(request), self.roles, self.scopes)
+    # HTTPConnection: FastAPI passes the Request of an HTTP route, the WebSocket of a
+    # WebSocket route (the middleware verified its handshake).
+    async def __call__(self, connection: HTTPConnection) -> AccessClaims:
+        return check_access(claims_of(connection), self.roles, self.scopes)
 
 
 def require(
