@@ -107,3 +107,45 @@ def test_any_other_database_error_names_only_its_type(tmp_path: Path) -> None:
     assert result.stderr == (
         "error: store_error: the database refused the operation (IntegrityError)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # asyncpg is not a dependency (PostgreSQL support is a later issue).
+        (
+            "postgresql+asyncpg://app:pw-DISTINCTIVE@db.internal/ts",
+            "The driver of 'postgresql+asyncpg' is not installed (pip install asyncpg).",
+        ),
+        (
+            # SQLAlchemy's async default for postgresql:// is psycopg (3), not installed.
+            "postgresql://app:pw-DISTINCTIVE@db.internal/ts",
+            "The driver of 'postgresql+psycopg' is not installed (pip install psycopg).",
+        ),
+        (
+            "postgresql+psycopg2://app:pw-DISTINCTIVE@db.internal/ts",
+            "The driver 'postgresql+psycopg2' is synchronous: use an async one, "
+            "like sqlite+aiosqlite or postgresql+asyncpg.",
+        ),
+        (
+            "sqlite:////tmp/pw-DISTINCTIVE.db",
+            "The driver 'sqlite+pysqlite' is synchronous: use an async one, "
+            "like sqlite+aiosqlite or postgresql+asyncpg.",
+        ),
+        (
+            "nosuch://app:pw-DISTINCTIVE@db.internal/ts",
+            "Unknown database dialect or driver 'nosuch'.",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [("users", "list"), ("serve", "--port", "1")])
+def test_a_database_url_no_installed_async_driver_serves(
+    tmp_path: Path, url: str, message: str, command: tuple[str, ...]
+) -> None:
+    cli = Cli(tmp_path / "var")
+    key = MasterKey.generate().to_text()
+    env = clean_env(cli.data_dir, TOKENSMITH_DATABASE_URL=url, TOKENSMITH_MASTER_KEY=key)
+    result = cli.run(*command, env=env)
+    assert result.returncode == 1
+    assert result.stderr == f"error: database_unsupported: {message}\n"
+    assert "DISTINCTIVE" not in result.stdout + result.stderr

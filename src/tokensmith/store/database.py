@@ -35,13 +35,19 @@ from typing import Any
 import anyio
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, DatabaseUnsupported
 
 __all__ = [
     "DB_FILENAME",
@@ -109,13 +115,41 @@ def create_engine(
     """
     if busy_timeout < 0:
         raise ValueError("busy_timeout must not be negative")
-    sqlite = make_url(url).get_backend_name() == "sqlite"
+    parsed = make_url(url)
+    check_driver(parsed)
+    sqlite = parsed.get_backend_name() == "sqlite"
     # A server connection can drop while pooled (the server recovers without a
     # restart when the database returns); a SQLite file cannot, so no ping there.
     engine = _create_async_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite)
     if sqlite:
         _configure_sqlite(engine, busy_timeout)
     return engine
+
+
+def check_driver(url: URL) -> None:
+    """``DatabaseUnsupported`` unless the URL's dialect is known, async and installed.
+
+    Names only the dialect and driver, never the URL (it may hold a password).
+    """
+    try:
+        # As create_async_engine resolves it: postgresql:// means psycopg's async dialect.
+        dialect = url.get_dialect(_is_async=True)
+    except NoSuchModuleError:
+        raise DatabaseUnsupported(
+            f"Unknown database dialect or driver {url.drivername!r}."
+        ) from None
+    name = f"{url.get_backend_name()}+{url.get_driver_name()}"
+    if not getattr(dialect, "is_async", False):
+        raise DatabaseUnsupported(
+            f"The driver {name!r} is synchronous: use an async one, "
+            "like sqlite+aiosqlite or postgresql+asyncpg."
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise DatabaseUnsupported(
+            f"The driver of {name!r} is not installed (pip install {url.get_driver_name()})."
+        ) from None
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:

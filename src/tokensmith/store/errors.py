@@ -12,6 +12,7 @@ __all__ = [
     "ClientIdTaken",
     "ConcurrentChange",
     "DatabaseUnavailable",
+    "DatabaseUnsupported",
     "InvalidUsername",
     "StoreError",
     "UnknownClient",
@@ -32,6 +33,13 @@ class DatabaseUnavailable(StoreError):
 
     code = "database_unavailable"
     description = "The database is unavailable."
+
+
+class DatabaseUnsupported(StoreError):
+    """The database URL names a dialect or driver that is unknown, synchronous or not installed."""
+
+    code = "database_unsupported"
+    description = "The database URL cannot be used."
 
 
 class ConcurrentChange(StoreError):
