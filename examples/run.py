@@ -95,8 +95,10 @@ def serve_demo() -> None:
     print(("initialising " if fresh else "reusing ") + str(data_dir), flush=True)
     demo = prepare(data_dir, issuer, app_url)
     with running(demo, TOKEN_PORT, APP_PORT):
-        print(walkthrough(demo, fresh), flush=True)
+        # The print is inside the try: a Ctrl-C sent the moment the walk-through shows
+        # lands while print() returns, and is the same "stop both servers" as later.
         try:
+            print(walkthrough(demo, fresh), flush=True)
             threading.Event().wait()
         except KeyboardInterrupt:
             print("\nstopping both servers", flush=True)
