@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tokensmith.cli.main import cli
-from tokensmith.cli.serve import WORKER_APP
+from tokensmith.cli.serve import HTTP_PROTOCOL, WORKER_APP
 from tokensmith.server.settings import load_settings
 
 
@@ -54,3 +54,16 @@ def test_one_process_keeps_counters_in_memory(launched: list[dict[str, Any]]) ->
     [call] = launched
     assert call["app"] != WORKER_APP
     assert load_settings(call["env"]).resolved_throttle_store() == "memory"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_runs_the_coalescing_protocol(launched: list[dict[str, Any]], workers: str) -> None:
+    from uvicorn.importer import import_from_string
+
+    from tokensmith.server.http_protocol import CoalescingHttpToolsProtocol
+
+    result = CliRunner().invoke(cli, ["serve", "--workers", workers])
+    assert result.exit_code == 0, result.output
+    [call] = launched
+    assert call["http"] == HTTP_PROTOCOL
+    assert import_from_string(call["http"]) is CoalescingHttpToolsProtocol

@@ -29,10 +29,13 @@ from ._context import config_option, load, open_services, run_async
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["WORKER_APP", "log_config", "serve", "worker_app"]
+__all__ = ["HTTP_PROTOCOL", "WORKER_APP", "log_config", "serve", "worker_app"]
 
 #: What uvicorn imports in each worker process when there are several.
 WORKER_APP = "tokensmith.cli.serve:worker_app"
+# An import string, not the class: the CLI starts without importing uvicorn, and the
+# configuration of several workers is pickled.
+HTTP_PROTOCOL = "tokensmith.server.http_protocol:CoalescingHttpToolsProtocol"
 
 
 def worker_app() -> Starlette:
@@ -91,7 +94,8 @@ def serve(
         "log_level": settings.log_level,
         "log_config": log_config(settings),
         "access_log": False,  # the app's own (create_app), when settings.access_log
-        "http": "httptools",
+        # httptools, with a response's head and body sent in one write (http_protocol.py)
+        "http": HTTP_PROTOCOL,
         "loop": "asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         # uvicorn's default believes X-Forwarded-For from 127.0.0.1, so a client of a
         # TLS terminator on this host would choose the address the throttle counts.
