@@ -9,6 +9,7 @@ pipelining, streaming and closing as with uvicorn's own protocol.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
 import time
@@ -22,6 +23,8 @@ import uvicorn
 from tokensmith.server.http_protocol import CoalescingHttpToolsProtocol, CoalescingTransport
 
 BIG_CHUNK = 40 * 1024
+STARTED: dict[str, float] = {}
+HOLD = 0.2
 
 
 class RecordingTransport(asyncio.Transport):
@@ -149,6 +152,28 @@ class RecordedProtocol(CoalescingHttpToolsProtocol):
         super().connection_made(transport)
 
 
+class RecordedWebSocket(asyncio.Protocol):
+    """Stands in for uvicorn's WebSocket protocol: notes the transport it was given and
+    answers the handshake it is handed."""
+
+    transports: ClassVar[list[asyncio.BaseTransport]] = []
+
+    def __init__(self, **_: Any) -> None:
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        RecordedWebSocket.transports.append(transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if data.startswith(b"GET "):
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        else:
+            self.transport.write(b"echo:" + data)
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
@@ -157,6 +182,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     while (await receive()).get("more_body"):
         pass
+    if scope["path"].startswith("/block/"):
+        STARTED[scope["path"]] = time.monotonic()
+        time.sleep(HOLD)  # work that holds the event loop, as a signature does
     if scope["path"] == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for i in range(3):
@@ -179,7 +207,12 @@ def base_url() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=RecordedProtocol, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=RecordedProtocol,
+        ws=RecordedWebSocket,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -240,3 +273,66 @@ def test_connection_close_is_sent_before_the_socket_closes(base_url: str) -> Non
             received += data
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert received.endswith(b"\r\n\r\npath=/close")
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(base_url: str) -> None:
+    # asyncio closes the transport on the client's end-of-stream, in the loop step that
+    # answered: the gathered answer must be written before that.
+    port = int(base_url.rsplit(":", 1)[1])
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while data := sock.recv(65536):
+                received += data
+        assert received.endswith(b"\r\n\r\npath=/half"), received
+
+
+def test_a_response_leaves_when_complete_not_after_the_other_requests_of_its_step(
+    base_url: str,
+) -> None:
+    # The first request holds the loop, so the next four are read together and their
+    # handlers run one after another in one loop step. Each answer must be on its way
+    # before the next handler starts, not held until the last one is done.
+    port = int(base_url.rsplit(":", 1)[1])
+    STARTED.clear()
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
+    try:
+        socks[0].sendall(b"GET /block/0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.03)  # the server is now inside the first handler
+        for n, sock in enumerate(socks[1:], start=1):
+            sock.sendall(f"GET /block/{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        arrived: dict[int, float] = {}
+        waiting = dict(enumerate(socks))
+        while waiting:
+            readable, _, _ = select.select(list(waiting.values()), [], [], 10)
+            assert readable, "no answer within 10 s"
+            for sock in readable:
+                n = next(k for k, v in waiting.items() if v is sock)
+                arrived[n] = time.monotonic()
+                del waiting[n]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert len(STARTED) == 5
+    # Request n's answer is out while handler n + 1 holds the loop (HOLD seconds), not
+    # once the last handler of the step is done (HOLD later at the least).
+    for n in range(1, 4):
+        assert arrived[n] < STARTED[f"/block/{n + 1}"] + HOLD / 2, (arrived, STARTED)
+
+
+def test_a_websocket_upgrade_hands_over_the_real_transport(base_url: str) -> None:
+    port = int(base_url.rsplit(":", 1)[1])
+    RecordedWebSocket.transports.clear()
+    handshake = (
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(handshake)
+        assert sock.recv(65536) == b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+        sock.sendall(b"hello")
+        assert sock.recv(65536) == b"echo:hello"
+    [transport] = RecordedWebSocket.transports
+    assert not isinstance(transport, CoalescingTransport)

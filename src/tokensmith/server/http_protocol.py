@@ -5,12 +5,16 @@ when the app sends ``http.response.body``: two ``send`` calls per response. On a
 connection each costs far more than the bytes it carries (the kernel's transmit path, and
 on loopback the receiver's too): on a serving token server the socket writes were over a
 quarter of the CPU per token request (BENCHMARKS.md). ``CoalescingHttpToolsProtocol``
-hands uvicorn a transport that gathers the writes of one event-loop step and sends them
-together at the end of it, so a head and a body go out in one ``send``.
+hands uvicorn a transport that gathers writes and sends them together when the response
+is complete, so a head and a body go out in one ``send``.
 
-Nothing else changes: the order of the bytes, flow control (the real transport still
-pauses and resumes the protocol), closing (what is gathered is written first, then the
-close is passed on) and the socket's details are the real transport's.
+When the gathered bytes are sent: as soon as the response is complete (never later, so
+a response does not wait for other requests' work in the same loop step); at the end
+of the loop step for a response still being streamed; at once past 64 KiB; before the
+transport is closed, half-closed or handed to another protocol; and before the client's
+end-of-stream closes it (a client that half-closes after its request still gets its
+answer). A WebSocket upgrade hands the WebSocket protocol the real transport. Flow
+control stays the real transport's: it still pauses and resumes the protocol.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ _MAX_GATHERED = 64 * 1024
 
 
 class CoalescingTransport(asyncio.Transport):
-    """A transport that writes what one loop step wrote in a single write, at its end."""
+    """A transport that gathers writes until ``flush()``, and flushes what is left at the
+    end of the loop step that wrote it."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self._transport = transport
+        self.real = transport  # the socket transport (a WebSocket upgrade takes it over)
         self._loop = loop
         self._gathered: list[bytes] = []
         self._size = 0
@@ -57,58 +62,58 @@ class CoalescingTransport(asyncio.Transport):
             return
         gathered = self._gathered
         self._gathered, self._size = [], 0
-        if self._transport.is_closing():
+        if self.real.is_closing():
             return  # the peer went away (our own close() flushes before closing)
         data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
-        self._transport.write(data)
+        self.real.write(data)
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        self.real.close()
 
     def write_eof(self) -> None:
         self.flush()
-        self._transport.write_eof()
+        self.real.write_eof()
 
     def abort(self) -> None:
         self._gathered, self._size = [], 0
-        self._transport.abort()
+        self.real.abort()
 
     def can_write_eof(self) -> bool:
-        return self._transport.can_write_eof()
+        return self.real.can_write_eof()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self.real.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
+        return self.real.get_extra_info(name, default)
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + self._size
+        return self.real.get_write_buffer_size() + self._size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._transport.get_write_buffer_limits()
+        return self.real.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._transport.set_write_buffer_limits(high, low)
+        self.real.set_write_buffer_limits(high, low)
 
     def is_reading(self) -> bool:
-        return self._transport.is_reading()
+        return self.real.is_reading()
 
     def pause_reading(self) -> None:
-        self._transport.pause_reading()
+        self.real.pause_reading()
 
     def resume_reading(self) -> None:
-        self._transport.resume_reading()
+        self.real.resume_reading()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         # An upgrade (WebSocket) hands the connection to another protocol: what this one
         # wrote goes first.
         self.flush()
-        self._transport.set_protocol(protocol)
+        self.real.set_protocol(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._transport.get_protocol()
+        return self.real.get_protocol()
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
@@ -117,3 +122,27 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         super().connection_made(CoalescingTransport(transport, self.loop))
+
+    def _flush(self) -> None:
+        if isinstance(self.transport, CoalescingTransport):
+            self.transport.flush()
+
+    def on_response_complete(self) -> None:
+        # uvicorn calls this right after the last body write: the head and the body are
+        # both gathered, and nothing is gained by waiting for the end of the loop step.
+        self._flush()
+        super().on_response_complete()
+
+    def eof_received(self) -> None:
+        # asyncio closes the real transport itself after this returns (a falsy value):
+        # what is gathered must be written first.
+        self._flush()
+        super().eof_received()
+
+    def handle_websocket_upgrade(self) -> None:
+        # The WebSocket protocol gets the real transport: its end-of-stream and its
+        # closing are then asyncio's own, with nothing gathered in between.
+        if isinstance(self.transport, CoalescingTransport):
+            self.transport.flush()
+            self.transport = self.transport.real
+        super().handle_websocket_upgrade()
