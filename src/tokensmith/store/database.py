@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import DatabaseUnavailable, DatabaseUnsupported
+from .sqlite_driver import one_trip_dbapi
 
 __all__ = [
     "DB_FILENAME",
@@ -120,7 +121,12 @@ def create_engine(
     sqlite = parsed.get_backend_name() == "sqlite"
     # A server connection can drop while pooled (the server recovers without a
     # restart when the database returns); a SQLite file cannot, so no ping there.
-    engine = _create_async_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite)
+    options: dict[str, Any] = {}
+    if parsed.get_driver_name() == "aiosqlite":
+        options["module"] = one_trip_dbapi()  # one thread trip per statement (sqlite_driver.py)
+    engine = _create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite, **options
+    )
     if sqlite:
         _configure_sqlite(engine, busy_timeout)
     return engine
