@@ -25,6 +25,7 @@ from .models import AuditLogRow, table_of
 __all__ = ["AuditEntry", "AuditEvent", "AuditRepository", "AuditRow", "audit_values"]
 
 _audit = table_of(AuditLogRow)
+_INSERT = insert(_audit)  # built once: a row goes with most writes (refresh_tokens.py)
 
 # Detail keys that would hold a secret. A guard against the obvious slip
 # (logging the request form), not a proof: callers still choose what they log.
@@ -252,7 +253,7 @@ class AuditRepository:
             client_address=client_address,
             detail=detail,
         )
-        result = await self.session.execute(insert(_audit).values(**values.as_params()))
+        result = await self.session.execute(_INSERT, values.as_params())
         return inserted_id(result)
 
     async def record_many(self, rows: Sequence[AuditRow]) -> int:

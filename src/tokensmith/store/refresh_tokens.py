@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,22 @@ __all__ = ["AccessTokenRef", "RefreshToken", "RefreshTokenRepository", "hash_tok
 
 _tokens = table_of(RefreshTokenRow)
 _HASH = re.compile(r"[0-9a-f]{64}")
+
+# The rotation's statements, built once: building and caching a statement per call was
+# most of a refresh grant's Python (BENCHMARKS.md, fifth session). Values are bound
+# per execution.
+_INSERT = insert(_tokens)
+_BY_ID = select(_tokens).where(_tokens.c.id == bindparam("token_id"))
+_BY_HASH = select(_tokens).where(_tokens.c.token_hash == bindparam("token_hash"))
+_MARK_USED = (
+    update(_tokens)
+    .where(
+        _tokens.c.id == bindparam("token_id"),
+        _tokens.c.used_at.is_(None),
+        _tokens.c.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("now"), replaced_by=bindparam("replaced_by"))
+)
 
 
 def hash_token(token: str) -> str:
@@ -104,7 +120,7 @@ class RefreshTokenRepository:
             raise ValueError("access_jti and access_expires_at go together")
         if type(scope) is not str:
             raise TypeError("scope must be a str")
-        values = {
+        values: dict[str, Any] = {
             "token_hash": _check_hash(token_hash),
             "family_id": check_name("family_id", family_id),
             "user_id": user_id,
@@ -117,7 +133,7 @@ class RefreshTokenRepository:
             "access_expires_at": access_expires_at,
         }
         try:
-            result = await self.session.execute(insert(_tokens).values(**values))
+            result = await self.session.execute(_INSERT, values)
         except IntegrityError as exc:
             # The hash is unique and successors are derived, so a concurrent rotation of
             # the same token committed first (READ COMMITTED lets both read it unused).
@@ -126,18 +142,18 @@ class RefreshTokenRepository:
             if "token_hash" not in str(exc.orig):
                 raise
             raise ConcurrentChange("a refresh token with this hash exists") from None
-        token = await self.get(inserted_id(result))
-        assert token is not None
-        return token
+        # The row is what was inserted: nothing in it is generated but its id.
+        return RefreshToken(
+            id=inserted_id(result), used_at=None, replaced_by=None, revoked_at=None, **values
+        )
 
     async def get(self, token_id: int) -> RefreshToken | None:
-        query = select(_tokens).where(_tokens.c.id == token_id)
-        row = (await self.session.execute(query)).first()
+        row = (await self.session.execute(_BY_ID, {"token_id": token_id})).first()
         return None if row is None else _token(row)
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
-        query = select(_tokens).where(_tokens.c.token_hash == _check_hash(token_hash))
-        row = (await self.session.execute(query)).first()
+        query = {"token_hash": _check_hash(token_hash)}
+        row = (await self.session.execute(_BY_HASH, query)).first()
         return None if row is None else _token(row)
 
     async def mark_used(self, token_id: int, now: int, replaced_by: int | None) -> bool:
@@ -148,16 +164,8 @@ class RefreshTokenRepository:
         back; a repeat inside the grace window reads ``replaced_by`` instead).
         """
         check_time("now", now)
-        statement = (
-            update(_tokens)
-            .where(
-                _tokens.c.id == token_id,
-                _tokens.c.used_at.is_(None),
-                _tokens.c.revoked_at.is_(None),
-            )
-            .values(used_at=now, replaced_by=replaced_by)
-        )
-        return rowcount(await self.session.execute(statement)) == 1
+        values = {"token_id": token_id, "now": now, "replaced_by": replaced_by}
+        return rowcount(await self.session.execute(_MARK_USED, values)) == 1
 
     async def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
         """Revoke every token of a login; returns the still-valid access tokens issued with them.

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,9 @@ MAX_ROLE = 64
 MAX_PROFILE_VALUE = 320  # the longest valid email address
 
 _users = table_of(UserRow)
+# Every login and refresh reads a user: the lookups are built once (refresh_tokens.py).
+_USER_BY_ID = select(_users).where(_users.c.id == bindparam("user_id"))
+_USER_BY_NAME = select(_users).where(_users.c.username == bindparam("username"))
 
 
 def normalize_username(username: str) -> str:
@@ -148,7 +151,7 @@ class UserRepository:
         return await self._require(inserted_id(result))
 
     async def get(self, user_id: int) -> User | None:
-        row = (await self.session.execute(select(_users).where(_users.c.id == user_id))).first()
+        row = (await self.session.execute(_USER_BY_ID, {"user_id": user_id})).first()
         return None if row is None else _user(row)
 
     async def get_by_username(self, username: str) -> User | None:
@@ -157,8 +160,8 @@ class UserRepository:
             normalized = normalize_username(username)
         except InvalidUsername:
             return None
-        query = select(_users).where(_users.c.username == normalized)
-        row = (await self.session.execute(query)).first()
+        query = {"username": normalized}
+        row = (await self.session.execute(_USER_BY_NAME, query)).first()
         return None if row is None else _user(row)
 
     async def list(
