@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 import pytest
 
@@ -175,3 +177,23 @@ async def test_prune_deletes_tokens_past_either_expiry(db: Database, user_id: in
         assert await tokens.get(second.id) is not None
         # Absolute expiry applies even to a token used recently.
         assert await tokens.prune(NOW + ABSOLUTE) == 1
+
+
+@pytest.mark.parametrize("jti", [None, "at-9"])
+async def test_add_returns_the_stored_row_field_by_field(
+    db: Database, user_id: int, jti: str | None
+) -> None:
+    # add() builds its answer from what it inserted: the same values and types as a read.
+    added = await issue(db, user_id, "rt-fields", jti=jti)
+    async with db.read() as session:
+        stored = await Repositories(session).refresh_tokens.get(added.id)
+    assert stored is not None
+    for field in dataclasses.fields(RefreshToken):
+        mine, theirs = getattr(added, field.name), getattr(stored, field.name)
+        assert (mine, type(mine)) == (theirs, type(theirs)), field.name
+
+
+@pytest.mark.parametrize("bad", [True, "1", 1.0, 0, None])
+async def test_add_refuses_a_user_id_that_is_not_a_positive_int(db: Database, bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        await issue(db, bad, "rt-bad-user")

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ._checks import check_name, check_time, inserted_id, rowcount
+from ._checks import check_count, check_name, check_time, inserted_id, rowcount
 from .errors import ConcurrentChange
 from .models import RefreshTokenRow, table_of
 
@@ -123,7 +123,8 @@ class RefreshTokenRepository:
         values: dict[str, Any] = {
             "token_hash": _check_hash(token_hash),
             "family_id": check_name("family_id", family_id),
-            "user_id": user_id,
+            # add() returns these values as the row: each is checked, none coerced.
+            "user_id": check_count("user_id", user_id, minimum=1),
             "client_id": check_name("client_id", client_id),
             "scope": scope,
             "issued_at": issued_at,
