@@ -195,6 +195,14 @@ def test_the_constructor_applies_the_core_type_rules_too(claim: str, value: Any)
     assert info.value.claim == claim
 
 
+@pytest.mark.parametrize("claim", ["nbf", "iat", "aud", "jti"])
+def test_the_constructor_refuses_a_null_claim_as_the_core_does(claim: str) -> None:
+    # verify_jwt refuses "nbf": null and the like: a hand-built payload may not hold one.
+    with pytest.raises(InvalidClaim) as info:
+        AccessClaims({**payload(), claim: None})
+    assert info.value.claim == claim
+
+
 def test_the_constructor_builds_the_subclass_it_is_called_on() -> None:
     class Mine(AccessClaims):
         __slots__ = ()

@@ -23,7 +23,7 @@ from tokensmith.errors import (
 from ._header import normalize_typ
 from .jws import DEFAULT_MAX_TOKEN_BYTES, allowed_algorithms, check_max_size
 
-__all__ = ["MAX_LEEWAY", "JWTPolicy"]
+__all__ = ["MAX_LEEWAY", "JWTPolicy", "check_claim_types"]
 
 # Clock skew larger than this is a misconfiguration, not skew.
 MAX_LEEWAY = 300
@@ -57,6 +57,30 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float | int | None:
     if kind is float and math.isfinite(value):
         return value  # type: ignore[no-any-return]
     raise InvalidClaim(name, f"The {name} claim must be a finite number.")
+
+
+def _check_strings(claims: dict[str, Any]) -> None:
+    get = claims.get
+    for name in _STRING_CLAIMS:
+        if type(get(name, "")) is not str:
+            raise InvalidClaim(name, f"The {name} claim must be a string.")
+
+
+def _audience_list_ok(aud: Any) -> bool:
+    return type(aud) is list and bool(aud) and all(type(item) is str for item in aud)
+
+
+def check_claim_types(claims: dict[str, Any]) -> None:
+    """The type rules ``JWTPolicy.check_claims`` applies to the registered claims
+    (RFC 7519 section 4.1), without comparing times, issuer or audience: for a payload
+    that did not come through ``verify_jwt`` (a handler test's ``AccessClaims``)."""
+    for name in _TIME_CLAIMS:
+        _numeric_date(claims, name)
+    _check_strings(claims)
+    if "aud" in claims:
+        aud = claims["aud"]
+        if type(aud) is not str and not _audience_list_ok(aud):
+            raise InvalidClaim("aud", "The aud claim must be a string or a list of strings.")
 
 
 class JWTPolicy:
@@ -158,9 +182,7 @@ class JWTPolicy:
                 iat = _numeric_date(claims, "iat")
             if iat is not None and iat > now + leeway:
                 raise InvalidClaim("iat", "The token was issued in the future.")
-        for name in _STRING_CLAIMS:
-            if type(get(name, "")) is not str:
-                raise InvalidClaim(name, f"The {name} claim must be a string.")
+        _check_strings(claims)
         issuers = self._issuers
         if issuers is not None:
             iss = get("iss")
@@ -185,7 +207,7 @@ class JWTPolicy:
             if audiences is None or aud not in audiences:
                 raise InvalidClaim("aud", "The token is not intended for this audience.")
             return
-        if type(aud) is not list or not aud or any(type(item) is not str for item in aud):
+        if not _audience_list_ok(aud):
             raise InvalidClaim("aud", "The aud claim must be a string or a list of strings.")
         if audiences is None or audiences.isdisjoint(aud):
             raise InvalidClaim("aud", "The token is not intended for this audience.")

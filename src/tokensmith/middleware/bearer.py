@@ -119,12 +119,11 @@ def check_access(
         raise MissingBearer()
     wanted_roles = tuple(roles)
     if wanted_roles:
-        held_roles = claims.roles  # built on each read: read once
-        if not any(role in held_roles for role in wanted_roles):
+        if not any(claims.has_role(role) for role in wanted_roles):
             raise Forbidden("The token lacks a role this operation needs.")
     wanted_scopes = tuple(scopes)
     if wanted_scopes:
-        held_scopes = claims.scopes
+        held_scopes = claims.scopes  # split from the scope claim on each read: once here
         if any(scope not in held_scopes for scope in wanted_scopes):
             raise Forbidden("The token lacks a scope this operation needs.")
     return claims

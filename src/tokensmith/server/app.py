@@ -250,13 +250,14 @@ def create_app(
                     stop.set()
                     ctx.audit_writer.stop()
 
+    handlers = exception_handlers()
     middleware = [
         Middleware(CatchAllMiddleware),
         # Innermost: the token endpoint skips the router's layers (hot_routes.py).
         Middleware(
             HotRoutes,
             routes={("POST", "/oauth/token"): token},
-            error_handlers=exception_handlers(),
+            error_handlers=handlers,
         ),
     ]
     if access_log is not None:
@@ -265,7 +266,7 @@ def create_app(
     app = Starlette(
         routes=routes(settings),
         middleware=middleware,
-        exception_handlers=exception_handlers(),
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     # No 307 from "/oauth/token/" to "/oauth/token": its Location would repeat the query

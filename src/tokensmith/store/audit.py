@@ -264,7 +264,7 @@ class AuditRepository:
             raise TypeError("record_many takes rows made by audit_values")
         connection = await self.session.connection()
         if connection.dialect.name != "sqlite":
-            await self.session.execute(insert(_audit), [row.as_params() for row in rows])
+            await self.session.execute(_INSERT, [row.as_params() for row in rows])
             return len(rows)
         # One statement per chunk, not an executemany: the driver runs a SQLite
         # executemany one row per step, taking the GIL back from the event loop between

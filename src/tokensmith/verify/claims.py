@@ -15,11 +15,11 @@ token is verified, so reading a field never raises.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tokensmith.errors import InvalidClaim, MissingClaim
+from tokensmith.jose.policy import check_claim_types
 
 __all__ = ["AccessClaims", "ClaimsView", "access_claims"]
 
@@ -100,7 +100,7 @@ class AccessClaims(ClaimsView):
         data = _thawed(payload)
         if type(data) is not dict:
             raise TypeError("payload must be a mapping")
-        _check_registered(data)  # what verify_jwt checks before access_claims
+        check_claim_types(data)  # what verify_jwt checks before access_claims
         return access_claims(data, cls)
 
     def __init__(self, payload: Mapping[str, Any]) -> None:
@@ -180,23 +180,6 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
         if type(item) is not str:
             raise _claim_error(name, "a list of strings")
     return tuple(value)
-
-
-def _check_registered(payload: dict[str, Any]) -> None:
-    """The type rules ``verify_jwt`` applies to registered claims (RFC 7519 section 4.1)."""
-    for name in ("exp", "iat", "nbf"):
-        value = payload.get(name)
-        if value is not None and not (
-            type(value) is int or (type(value) is float and math.isfinite(value))
-        ):
-            raise _claim_error(name, "a finite number")
-    for name in ("iss", "sub", "jti"):
-        if type(payload.get(name, "")) is not str:
-            raise _claim_error(name, "a string")
-    aud = payload.get("aud")
-    if aud is not None and type(aud) is not str:
-        if type(aud) is not list or not aud or any(type(item) is not str for item in aud):
-            raise _claim_error("aud", "a string or a non-empty list of strings")
 
 
 def access_claims(payload: dict[str, Any], kind: type[AccessClaims] = AccessClaims) -> AccessClaims:
