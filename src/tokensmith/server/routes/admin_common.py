@@ -14,8 +14,7 @@ from typing import Any
 from starlette.requests import Request
 
 from tokensmith.server.forms import query_number, read_query
-from tokensmith.server.http_errors import NO_STORE
-from tokensmith.server.responses import JSONResponse
+from tokensmith.server.responses import NoStoreJSONResponse
 from tokensmith.server.services import InvalidToken, MissingToken
 
 from ._context import context
@@ -48,5 +47,5 @@ def path_param(request: Request, name: str) -> str:
     return value
 
 
-def reply(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status, headers=NO_STORE)
+def reply(body: Any, status: int = 200) -> NoStoreJSONResponse:
+    return NoStoreJSONResponse(body, status)

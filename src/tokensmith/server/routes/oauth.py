@@ -21,7 +21,7 @@ from tokensmith.server.forms import (
     read_query,
 )
 from tokensmith.server.http_errors import NO_STORE
-from tokensmith.server.responses import JSONResponse
+from tokensmith.server.responses import JSONResponse, NoStoreJSONResponse
 from tokensmith.server.services import (
     InvalidClient,
     InvalidRequest,
@@ -61,7 +61,7 @@ async def _client(request: Request, form: dict[str, str]) -> Client:
 
 
 def _tokens(response: TokenResponse) -> Response:
-    return JSONResponse(response.to_dict(), headers=NO_STORE)
+    return NoStoreJSONResponse(response.to_dict())
 
 
 async def token(request: Request) -> Response:
@@ -118,7 +118,7 @@ async def introspect(request: Request) -> Response:
     answer: dict[str, Any] = await context(request).tokens.introspect(
         client, _required(form, "token")
     )
-    return JSONResponse(answer, headers=NO_STORE)
+    return NoStoreJSONResponse(answer)
 
 
 async def revocations(request: Request) -> Response:
