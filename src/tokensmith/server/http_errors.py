@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokensmith.errors import TokensmithError
 from tokensmith.keys import RotationTooEarly, UnknownKey
-from tokensmith.server.responses import JSONResponse
+from tokensmith.server.responses import NO_STORE, JSONResponse
 from tokensmith.server.services import (
     AlgorithmNotConfigured,
     ClientConfigError,
@@ -55,8 +55,6 @@ __all__ = [
 
 logger = logging.getLogger("tokensmith.server")
 
-#: RFC 6749 section 5.1: token responses must not be cached.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 RETRY_AFTER_UNAVAILABLE = 5
 
 _HTTP_ERRORS = {

@@ -13,15 +13,19 @@ from typing import Any
 
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
-__all__ = ["JSONResponse", "NoStoreJSONResponse"]
+__all__ = ["NO_STORE", "JSONResponse", "NoStoreJSONResponse"]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
-# RFC 6749 section 5.1: token responses must not be cached (nor any answer that holds
-# token state). The header lines every such answer starts with, in their wire form.
+#: RFC 6749 section 5.1: token responses must not be cached (nor any answer that holds
+#: token state or an error).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The header lines every NoStoreJSONResponse starts with, in their wire form.
 _NO_STORE_JSON = (
-    (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
+    *(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in NO_STORE.items()
+    ),
     (b"content-type", b"application/json"),
 )
 

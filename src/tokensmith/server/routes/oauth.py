@@ -20,8 +20,7 @@ from tokensmith.server.forms import (
     read_form,
     read_query,
 )
-from tokensmith.server.http_errors import NO_STORE
-from tokensmith.server.responses import JSONResponse, NoStoreJSONResponse
+from tokensmith.server.responses import NO_STORE, NoStoreJSONResponse
 from tokensmith.server.services import (
     InvalidClient,
     InvalidRequest,
@@ -131,4 +130,4 @@ async def revocations(request: Request) -> Response:
         raise InvalidClient()
     _confidential(await _client(request, {}))
     page = await context(request).tokens.revocation_feed(after, limit)
-    return JSONResponse(page, headers={"Cache-Control": "no-store"})
+    return NoStoreJSONResponse(page)
