@@ -109,3 +109,19 @@ async def test_errors_are_the_drivers_and_leave_the_connection_usable(
         with pytest.raises(OperationalError):
             await connection.execute(text("SELECT nothing FROM nowhere"))
         assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+
+
+async def test_a_failed_open_leaves_no_driver_thread_running(tmp_path: Path) -> None:
+    # A CLI command that fails to open the database closes its event loop at once; a
+    # driver thread still running then replied to a closed loop (a printed traceback).
+    import threading
+
+    engine = create_engine(sqlite_url(tmp_path / "no" / "such" / "dir" / "db.sqlite"))
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(OperationalError):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    finally:
+        await engine.dispose()

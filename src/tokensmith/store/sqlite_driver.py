@@ -28,10 +28,14 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 __all__ = ["OneTripCursor", "one_trip_dbapi"]
 
 _Outcome = tuple[Any, list[Any] | None, int, int | None]
+# Seconds to wait for aiosqlite's thread to end after a failed open (it has one call to
+# finish, and ends in well under a millisecond).
+_STOP_WAIT = 5.0
 
 
 def _execute(
@@ -125,8 +129,17 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
 class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
-        stock = super().connect(*arg, **kw)
-        return _OneTripConnection(self, stock._connection)
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as the stock adapter: it never holds up exit
+        try:
+            opened = await_(connection)
+        except BaseException:
+            # A failed open stops aiosqlite's thread without waiting for it. If the event
+            # loop closed first (a CLI command that exits on the error), the thread's last
+            # reply to that loop raised and printed a traceback: let it end first.
+            connection._thread.join(_STOP_WAIT)
+            raise
+        return _OneTripConnection(self, opened)
 
 
 def one_trip_dbapi() -> AsyncAdapt_aiosqlite_dbapi:
