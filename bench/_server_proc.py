@@ -4,7 +4,8 @@
 and ``clients add`` (password on stdin, secret read from stdout and kept in memory), starts
 ``tokensmith serve --port P`` with one worker, waits for ``/readyz`` and returns. ``stop()``
 sends SIGTERM and waits. Secrets and tokens are never printed; the server's log goes to a
-file in the temp dir.
+file in the temp dir. ``FloorServer`` runs the calibration floor (``_token_floor.py``) the
+same way.
 """
 
 from __future__ import annotations
@@ -131,11 +132,14 @@ class BenchServer:
         if not self.secret:
             raise RuntimeError("tokensmith clients add printed no secret")
 
+    def _command(self) -> list[str]:
+        return [str(SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+
     def _spawn(self) -> None:
         log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(
-                [str(SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                self._command(),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -191,6 +195,32 @@ class BenchServer:
         if response.status_code != 200:
             raise RuntimeError(f"login refused: {response.status_code} {_error(response)}")
         return str(response.json()["refresh_token"])
+
+
+class FloorServer(BenchServer):
+    """``_token_floor.py`` (the least a token endpoint costs on this stack) in its own
+    process, driven like a ``BenchServer`` for its client_credentials requests only."""
+
+    @classmethod
+    def start(
+        cls, alg: str, tmp: Path, log_level: str | None = None, access_log: str | None = None
+    ) -> BenchServer:
+        root = tmp / f"floor-{alg.lower()}"
+        root.mkdir(mode=0o700)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TOKENSMITH_")}
+        server = cls(alg, root, port, env, password="")
+        server.secret = secrets.token_urlsafe(32)
+        server.env["BENCH_FLOOR_SECRET"] = server.secret
+        server._spawn()
+        return server
+
+    def _command(self) -> list[str]:
+        floor = Path(__file__).with_name("_token_floor.py")
+        return [sys.executable, str(floor), "--port", str(self.port), "--alg", self.alg]
+
+    def login(self, client: httpx.Client) -> str:
+        raise RuntimeError("the floor has no password grant")
 
 
 def _error(response: httpx.Response) -> str:

@@ -114,6 +114,7 @@ def targets(runs: Runs, floors: dict[str, list[float]]) -> tuple[list[str], dict
                 f"{es_sign:.0f} µs = {c1 - es_sign:.0f} µs (adds the loopback round trip "
                 "and wrk's own time, which the server does not spend)"
             )
+    lines += _calibration(runs, rs_sign, es_sign, verdicts)
     if "jwks" in runs and "healthz" in runs:
         ratio = metric(runs, "jwks", "rps") / metric(runs, "healthz", "rps")
         pairs = [j["rps"] / h["rps"] for j, h in zip(runs["jwks"], runs["healthz"], strict=False)]
@@ -141,6 +142,29 @@ def targets(runs: Runs, floors: dict[str, list[float]]) -> tuple[list[str], dict
             f"concurrency 1; per-round paired median {100 * med(pairs):.0f}%; reported, no target)"
         )
     return lines, verdicts
+
+
+def _calibration(runs: Runs, rs_sign: float, es_sign: float, verdicts: dict[str, Any]) -> list[str]:
+    """What the floor (``_token_floor.py``) reaches of each issuance target, and what the
+    server spends beyond it (``1/rps`` server minus ``1/rps`` floor, paired per round)."""
+    lines = []
+    for alg, sign in (("rs256", rs_sign), ("es256", es_sign)):
+        server, floor = runs.get(f"cc_{alg}", []), runs.get(f"floor_{alg}", [])
+        if not server or not floor or sign != sign:  # nan: that sign floor was not timed
+            continue
+        floor_rps = med([r["rps"] for r in floor])
+        beyond = med([1e6 / s["rps"] - 1e6 / f["rps"] for s, f in zip(server, floor, strict=False)])
+        if alg == "rs256":
+            reach = f"{100 * floor_rps * sign / 1e6:.0f}% of the signing ceiling (target ≥ 70%)"
+        else:
+            reach = f"{1e6 / floor_rps - sign:.0f} µs outside the signature (target ≤ 150 µs)"
+        verdicts[f"floor_{alg}"] = {"rps": floor_rps, "server_beyond_floor_us": beyond}
+        lines.append(
+            f"- calibration, {alg.upper()}: the minimal token endpoint on the same stack "
+            f"reaches {floor_rps:.0f} req/s = {reach}; the server spends {beyond:.0f} µs per "
+            "request beyond it (per-round paired median)"
+        )
+    return lines
 
 
 def versions() -> str:

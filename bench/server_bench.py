@@ -24,8 +24,8 @@ import httpx
 
 from _jose_report import machine_info
 from _jose_timing import cpu_counters
-from _server_load import Floors, Scenario, run_wrk, wrk_path
-from _server_proc import AUDIENCE, BenchServer
+from _server_load import FORM, Floors, Scenario, run_wrk, wrk_path
+from _server_proc import AUDIENCE, BenchServer, FloorServer
 from _server_report import floor_lines, table, targets, versions
 from tokensmith.jose import JWKSet, JWTPolicy, TokenError, verify_jwt
 
@@ -33,16 +33,18 @@ from tokensmith.jose import JWKSet, JWTPolicy, TokenError, verify_jwt
 # shuffled, so a slow drift of the shared host hits them alike (as jose_bench.py does).
 GROUPS = {
     "discovery": ("healthz", "jwks", "jwks_304"),
-    "rs256": ("cc_rs256", "cc_rs256_c1", "rs256_sign_us"),
-    "es256": ("cc_es256", "cc_es256_c1", "es256_sign_us"),
+    "rs256": ("cc_rs256", "cc_rs256_c1", "floor_rs256", "rs256_sign_us"),
+    "es256": ("cc_es256", "cc_es256_c1", "floor_es256", "es256_sign_us"),
     "refresh": ("refresh",),
     "password": ("password", "argon2_verify_us"),
 }
 FLOORS = ("rs256_sign_us", "es256_sign_us", "argon2_verify_us")
+FLOOR_RS256, FLOOR_ES256 = "RS256 floor", "ES256 floor"  # the servers of the floor rows
 
 
 def scenarios(c: int) -> list[Scenario]:
     cc = "POST /oauth/token client_credentials"
+    floor = "same request, minimal raw-ASGI token endpoint (calibration floor)"
     return [
         Scenario("healthz", "RS256", "healthz", c, "GET /healthz (baseline)"),
         Scenario("jwks", "RS256", "jwks", c, "GET /.well-known/jwks.json, 200"),
@@ -51,6 +53,10 @@ def scenarios(c: int) -> list[Scenario]:
         Scenario("cc_rs256_c1", "RS256", "client_credentials", 1, f"{cc}, RS256"),
         Scenario("cc_es256", "ES256", "client_credentials", c, f"{cc}, ES256"),
         Scenario("cc_es256_c1", "ES256", "client_credentials", 1, f"{cc}, ES256"),
+        # The calibration floor: the same request to a raw ASGI token endpoint on the same
+        # uvicorn stack (_token_floor.py): what is left of a target once the stack is paid.
+        Scenario("floor_rs256", FLOOR_RS256, "client_credentials", c, f"{floor}, RS256"),
+        Scenario("floor_es256", FLOOR_ES256, "client_credentials", c, f"{floor}, ES256"),
         Scenario("refresh", "RS256", "refresh", c, "refresh_token grant, chained, RS256"),
         Scenario("password", "RS256", "password", 1, "password grant (argon2id), RS256"),
     ]
@@ -113,6 +119,15 @@ def gate(servers: dict[str, BenchServer], http: httpx.Client) -> str:
     again = http.get(f"{rs.base}/.well-known/jwks.json", headers={"If-None-Match": etag})
     _need(again.status_code == 304, "the JWKS with If-None-Match of its ETag is not 304")
     for alg, server in servers.items():
+        if isinstance(server, FloorServer):
+            floor = http.post(
+                f"{server.base}/oauth/token",
+                content=b"grant_type=client_credentials&scope=api",
+                headers={"Authorization": server.basic_auth, "Content-Type": FORM},
+            )
+            _need(floor.status_code == 200, f"{alg}: {floor.status_code}")
+            _need(floor.json()["access_token"].count(".") == 2, f"{alg}: no compact JWS")
+            continue
         answer = http.post(
             f"{server.base}/oauth/token",
             data={"grant_type": "client_credentials"},
@@ -150,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for alg in sorted({s.server for s in chosen} | {"RS256"}):
                 print(f"setting up the {alg} server ...", file=sys.stderr, flush=True)
-                servers[alg] = BenchServer.start(alg, tmp, args.log_level, args.access_log)
+                if alg in (FLOOR_RS256, FLOOR_ES256):
+                    servers[alg] = FloorServer.start(alg.split()[0], tmp)
+                else:
+                    servers[alg] = BenchServer.start(alg, tmp, args.log_level, args.access_log)
             with httpx.Client(timeout=60) as http:
                 try:
                     etag = gate(servers, http)

@@ -1,0 +1,108 @@
+"""The calibration floor of the server benchmark: the least a token endpoint can cost on
+this stack.
+
+A raw ASGI app on the same uvicorn, httptools and ``CoalescingHttpToolsProtocol`` as
+``tokensmith serve``, signing with the same JOSE core: it checks HTTP Basic against a
+SHA-256 of the secret, takes the one form body the bench sends, signs the same claims
+(``typ: at+jwt``, a kid, a fresh jti) and answers the same JSON with the same no-store
+headers. It has none of the server's work around that: no strict form parsing, no
+throttle, no client cache, no audit row, no access log, no Starlette. The gap between
+the two, measured in the same run, is what the server's own code costs; the floor's
+ratios say how much of a target the stack itself leaves.
+
+Run by ``_server_proc.FloorServer``: ``python bench/_token_floor.py --port P --alg A``,
+with the client's secret in ``BENCH_FLOOR_SECRET`` (never in argv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import uvicorn
+
+from tokensmith.cli.serve import HTTP_PROTOCOL
+from tokensmith.jose import JWK, encode_jwt, new_jti
+from tokensmith.server.responses import NO_STORE
+
+CLIENT_ID = "bench"
+AUDIENCE = "bench-api"
+BODY = b"grant_type=client_credentials&scope=api"
+_JSON_HEADERS = [(b"content-type", b"application/json")] + [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in NO_STORE.items()
+]
+
+
+def token_app(alg: str, secret: str, issuer: str) -> Any:
+    key = JWK.generate(alg)
+    expected = hashlib.sha256(secret.encode()).digest()
+
+    async def answer(send: Any, status: int, body: bytes) -> None:
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/readyz":
+            await answer(send, 200, b'{"status":"ok"}')
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        auth = dict(scope["headers"]).get(b"authorization", b"")
+        client_id, _, given = base64.b64decode(auth[6:]).decode().partition(":")
+        digest = hashlib.sha256(given.encode()).digest()
+        if client_id != CLIENT_ID or not hmac.compare_digest(digest, expected) or body != BODY:
+            await answer(send, 401, b'{"error":"invalid_client"}')
+            return
+        now = int(time.time())
+        claims = {
+            "iss": issuer, "sub": client_id, "aud": AUDIENCE, "exp": now + 900, "iat": now,
+            "jti": new_jti(), "client_id": client_id, "scope": "api",
+        }  # fmt: skip
+        token = encode_jwt(claims, key, alg=alg, typ="at+jwt")
+        reply = {"access_token": token, "token_type": "Bearer", "expires_in": 900, "scope": "api"}
+        await answer(send, 200, json.dumps(reply, separators=(",", ":")).encode())
+
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--alg", required=True)
+    args = p.parse_args()
+    issuer = f"http://127.0.0.1:{args.port}"
+    app = token_app(args.alg, os.environ["BENCH_FLOOR_SECRET"], issuer)
+    # As `tokensmith serve`: uvicorn raises the signal again after its graceful shutdown;
+    # a no-op handler makes that exit 0, so the report's exit codes compare alike.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _sig, _frame: None)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        http=HTTP_PROTOCOL,  # as `tokensmith serve`
+        loop="asyncio",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
