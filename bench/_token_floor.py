@@ -10,8 +10,10 @@ throttle, no client cache, no audit row, no access log, no Starlette. The gap be
 the two, measured in the same run, is what the server's own code costs; the floor's
 ratios say how much of a target the stack itself leaves.
 
-Run by ``_server_proc.FloorServer``: ``python bench/_token_floor.py --port P --alg A``,
-with the client's secret in ``BENCH_FLOOR_SECRET`` (never in argv).
+It also publishes its public key at ``/.well-known/jwks.json``, so the bench's gate
+verifies its tokens as it does the server's. Run by ``_server_proc.FloorServer``:
+``python bench/_token_floor.py --port P --alg A``, with the client's secret in
+``BENCH_FLOOR_SECRET`` (never in argv).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import uvicorn
 
 from tokensmith.cli.serve import HTTP_PROTOCOL
-from tokensmith.jose import JWK, encode_jwt, new_jti
+from tokensmith.jose import JWK, JWKSet, encode_jwt, new_jti
 from tokensmith.server.responses import NO_STORE
 
 CLIENT_ID = "bench"
@@ -43,6 +45,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")] + [
 def token_app(alg: str, secret: str, issuer: str) -> Any:
     key = JWK.generate(alg)
     expected = hashlib.sha256(secret.encode()).digest()
+    jwks = JWKSet([key.public()]).to_json().encode()
 
     async def answer(send: Any, status: int, body: bytes) -> None:
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
@@ -57,6 +60,9 @@ def token_app(alg: str, secret: str, issuer: str) -> Any:
             return
         if scope["path"] == "/readyz":
             await answer(send, 200, b'{"status":"ok"}')
+            return
+        if scope["path"] == "/.well-known/jwks.json":  # for the bench's gate, not timed
+            await answer(send, 200, jwks)
             return
         body, more = b"", True
         while more:
