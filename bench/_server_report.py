@@ -7,6 +7,7 @@ request); the floors are the median over rounds of each round's median per-call 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 import shutil
 import statistics
@@ -150,7 +151,7 @@ def _calibration(runs: Runs, rs_sign: float, es_sign: float, verdicts: dict[str,
     lines = []
     for alg, sign in (("rs256", rs_sign), ("es256", es_sign)):
         server, floor = runs.get(f"cc_{alg}", []), runs.get(f"floor_{alg}", [])
-        if not server or not floor or sign != sign:  # nan: that sign floor was not timed
+        if not server or not floor or math.isnan(sign):  # that sign floor was not timed
             continue
         floor_rps = med([r["rps"] for r in floor])
         beyond = med([1e6 / s["rps"] - 1e6 / f["rps"] for s, f in zip(server, floor, strict=False)])

@@ -4,9 +4,10 @@ this stack.
 A raw ASGI app on the same uvicorn, httptools and ``CoalescingHttpToolsProtocol`` as
 ``tokensmith serve``, signing with the same JOSE core: it checks HTTP Basic against a
 SHA-256 of the secret, takes the one form body the bench sends, signs the same claims
-(``typ: at+jwt``, a kid, a fresh jti) and answers the same JSON with the same no-store
-headers. It has none of the server's work around that: no strict form parsing, no
-throttle, no client cache, no audit row, no access log, no Starlette. The gap between
+(``typ: at+jwt``, a kid, a fresh jti) and answers with the server's own
+``NoStoreJSONResponse``. It has none of the server's work around that: no strict form
+parsing, no throttle, no client cache, no audit row, no access log, no Starlette app
+around it. The gap between
 the two, measured in the same run, is what the server's own code costs; the floor's
 ratios say how much of a target the stack itself leaves.
 
@@ -22,7 +23,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import os
 import signal
 import time
@@ -32,34 +32,30 @@ import uvicorn
 
 from tokensmith.cli.serve import HTTP_PROTOCOL
 from tokensmith.jose import JWK, JWKSet, encode_jwt, new_jti
-from tokensmith.server.responses import NO_STORE
+from tokensmith.server.responses import NoStoreJSONResponse
+from tokensmith.server.services.tokens_access import ACCESS_TOKEN_TYP
 
 CLIENT_ID = "bench"
 AUDIENCE = "bench-api"
 BODY = b"grant_type=client_credentials&scope=api"
-_JSON_HEADERS = [(b"content-type", b"application/json")] + [
-    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in NO_STORE.items()
-]
 
 
 def token_app(alg: str, secret: str, issuer: str) -> Any:
     key = JWK.generate(alg)
     expected = hashlib.sha256(secret.encode()).digest()
-    jwks = JWKSet([key.public()]).to_json().encode()
+    jwks = JWKSet([key.public()]).to_dict()
 
-    async def answer(send: Any, status: int, body: bytes) -> None:
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def answer(send: Any, status: int, content: Any) -> None:
+        # The server's own answer object (its prebuilt header lines and encoder), sent
+        # without the Starlette app around it.
+        response = NoStoreJSONResponse(content, status)
+        start = {"type": "http.response.start", "status": status}
+        await send({**start, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         if scope["path"] == "/readyz":
-            await answer(send, 200, b'{"status":"ok"}')
+            await answer(send, 200, {"status": "ok"})
             return
         if scope["path"] == "/.well-known/jwks.json":  # for the bench's gate, not timed
             await answer(send, 200, jwks)
@@ -73,16 +69,16 @@ def token_app(alg: str, secret: str, issuer: str) -> Any:
         client_id, _, given = base64.b64decode(auth[6:]).decode().partition(":")
         digest = hashlib.sha256(given.encode()).digest()
         if client_id != CLIENT_ID or not hmac.compare_digest(digest, expected) or body != BODY:
-            await answer(send, 401, b'{"error":"invalid_client"}')
+            await answer(send, 401, {"error": "invalid_client"})
             return
         now = int(time.time())
         claims = {
             "iss": issuer, "sub": client_id, "aud": AUDIENCE, "exp": now + 900, "iat": now,
             "jti": new_jti(), "client_id": client_id, "scope": "api",
         }  # fmt: skip
-        token = encode_jwt(claims, key, alg=alg, typ="at+jwt")
+        token = encode_jwt(claims, key, alg=alg, typ=ACCESS_TOKEN_TYP)
         reply = {"access_token": token, "token_type": "Bearer", "expires_in": 900, "scope": "api"}
-        await answer(send, 200, json.dumps(reply, separators=(",", ":")).encode())
+        await answer(send, 200, reply)
 
     return app
 
@@ -106,6 +102,7 @@ def main() -> None:
         loop="asyncio",
         access_log=False,
         log_level="warning",
+        lifespan="off",  # nothing to start or stop
         proxy_headers=False,
     )
 
