@@ -164,19 +164,70 @@ async def test_revoke_user(db: Database, user_id: int) -> None:
         assert await tokens.get(bobs.id) == bobs
 
 
-async def test_prune_deletes_tokens_past_either_expiry(db: Database, user_id: int) -> None:
+async def test_prune_deletes_unused_tokens_past_either_expiry(db: Database, user_id: int) -> None:
     first = await issue(db, user_id, "rt-1", at=NOW)
     second = await issue(db, user_id, "rt-2", at=NOW + IDLE // 2)
-    # A used token goes at its own expiry even though it names a live successor.
     async with db.transaction() as session:
         tokens = Repositories(session).refresh_tokens
-        assert await tokens.mark_used(first.id, NOW + 5, second.id)
         assert await tokens.prune(NOW + IDLE - 1) == 0
         assert await tokens.prune(NOW + IDLE) == 1
         assert await tokens.get(first.id) is None
         assert await tokens.get(second.id) is not None
-        # Absolute expiry applies even to a token used recently.
-        assert await tokens.prune(NOW + ABSOLUTE) == 1
+        assert await tokens.prune(NOW + IDLE // 2 + IDLE) == 1
+
+
+@pytest.mark.parametrize("family_ends", ["absolute expiry", "revocation"])
+async def test_prune_keeps_a_used_token_while_its_family_lives(
+    db: Database, user_id: int, family_ends: str
+) -> None:
+    # Presenting it again is reuse, detected from its row: pruned, a replay would be a
+    # quiet invalid_grant and the family would live on.
+    first = await issue(db, user_id, "rt-1", at=NOW)
+    second = await issue(db, user_id, "rt-2", at=NOW + 5)
+    async with db.transaction() as session:
+        tokens = Repositories(session).refresh_tokens
+        assert await tokens.mark_used(first.id, NOW + 5, second.id)
+        assert await tokens.prune(NOW + IDLE + 10) == 1  # the unused successor idled out
+        assert await tokens.get(first.id) is not None
+        if family_ends == "revocation":
+            assert await tokens.prune(NOW + IDLE + 20) == 0
+            assert await tokens.revoke_family("fam-1", NOW + IDLE + 20) == []
+            assert await tokens.prune(NOW + IDLE + 20) == 1
+        else:
+            assert await tokens.prune(NOW + ABSOLUTE - 1) == 0
+            assert await tokens.prune(NOW + ABSOLUTE) == 1
+        assert await tokens.get(first.id) is None
+
+
+async def test_prune_keeps_a_token_while_its_access_token_is_accepted(
+    db: Database, user_id: int
+) -> None:
+    # Revoking the family later must still reach that access token (denylist it).
+    token = await issue(db, user_id, "rt-1", at=NOW + ABSOLUTE - 60, jti="at-1")
+    access_exp = NOW + ABSOLUTE - 60 + 900
+    async with db.transaction() as session:
+        tokens = Repositories(session).refresh_tokens
+        assert await tokens.prune(NOW + ABSOLUTE, leeway=30) == 0
+        assert await tokens.prune(access_exp + 29, leeway=30) == 0
+        assert await tokens.revoke_family("fam-1", access_exp + 29, leeway=30) == [
+            AccessTokenRef("at-1", access_exp)
+        ]
+        assert await tokens.prune(access_exp + 30, leeway=30) == 1
+        assert await tokens.get(token.id) is None
+
+
+async def test_revoke_family_reports_access_tokens_inside_the_leeway(
+    db: Database, user_id: int
+) -> None:
+    await issue(db, user_id, "rt-1", jti="at-1", at=NOW)  # exp NOW + 900
+    async with db.transaction() as session:
+        tokens = Repositories(session).refresh_tokens
+        refs = await tokens.revoke_family("fam-1", NOW + 900 + 30, leeway=60)
+        assert refs == [AccessTokenRef("at-1", NOW + 900)]
+    await issue(db, user_id, "rt-2", family="fam-2", jti="at-2", at=NOW)
+    async with db.transaction() as session:
+        tokens = Repositories(session).refresh_tokens
+        assert await tokens.revoke_family("fam-2", NOW + 900 + 60, leeway=60) == []
 
 
 @pytest.mark.parametrize("jti", [None, "at-9"])

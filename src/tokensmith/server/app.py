@@ -193,6 +193,7 @@ async def prune_once(ctx: ServerContext) -> None:
             # No access token outlives access_token_lifetime (the token service caps
             # per-client lifetimes at it), so older not-before times can go.
             token_lifetime=settings.access_token_lifetime + settings.leeway,
+            leeway=settings.leeway,
             # Counters whose expiry has come; the database throttle store's own prune
             # below deletes the same rows (and the memory store's are in memory).
             login_failures=True,

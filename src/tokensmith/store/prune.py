@@ -33,12 +33,15 @@ async def prune(
     *,
     audit_retention: int,
     token_lifetime: int | None = None,
+    leeway: int = 0,
     login_failures: bool = False,
 ) -> PruneCounts:
-    """Delete expired refresh tokens and revocations, and audit entries past retention.
+    """Delete refresh tokens nothing needs (``RefreshTokenRepository.prune``), expired
+    revocations, and audit entries past retention.
 
-    ``token_lifetime`` (the longest access-token lifetime plus leeway) also
-    removes not-before times no unexpired token can predate; ``login_failures``
+    ``leeway`` is the verifiers' clock tolerance: refresh tokens whose access token it
+    still lets through are kept. ``token_lifetime`` (the longest access-token lifetime
+    plus leeway) also removes not-before times no unexpired token can predate; ``login_failures``
     removes the failure counters whose ``expires_at`` has come, the expiry the
     throttle gave each (the end of its quiet window or of its lock), so this agrees
     with the throttle's own pruning. None and False keep them.
@@ -52,7 +55,7 @@ async def prune(
     if login_failures:
         failures = await LoginFailureRepository(session).prune(now)
     return PruneCounts(
-        refresh_tokens=await RefreshTokenRepository(session).prune(now),
+        refresh_tokens=await RefreshTokenRepository(session).prune(now, leeway=leeway),
         revocations=await RevocationRepository(session).prune(
             now, not_before_until=not_before_until
         ),

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -168,20 +168,24 @@ class RefreshTokenRepository:
         values = {"token_id": token_id, "now": now, "replaced_by": replaced_by}
         return rowcount(await self.session.execute(_MARK_USED, values)) == 1
 
-    async def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
-        """Revoke every token of a login; returns the still-valid access tokens issued with them.
+    async def revoke_family(
+        self, family_id: str, now: int, *, leeway: int = 0
+    ) -> list[AccessTokenRef]:
+        """Revoke every token of a login; returns the access tokens issued with them that
+        a verifier still accepts (``exp`` + ``leeway`` after ``now``).
 
         Only tokens not revoked before count, so revoking twice returns nothing
         the second time. The caller denylists the returned access tokens.
         """
-        return await self._revoke(_tokens.c.family_id == family_id, now)
+        return await self._revoke(_tokens.c.family_id == family_id, now, leeway)
 
-    async def revoke_user(self, user_id: int, now: int) -> list[AccessTokenRef]:
+    async def revoke_user(self, user_id: int, now: int, *, leeway: int = 0) -> list[AccessTokenRef]:
         """Revoke every refresh token of a user (log out everywhere), as ``revoke_family``."""
-        return await self._revoke(_tokens.c.user_id == user_id, now)
+        return await self._revoke(_tokens.c.user_id == user_id, now, leeway)
 
-    async def _revoke(self, condition: Any, now: int) -> list[AccessTokenRef]:
+    async def _revoke(self, condition: Any, now: int, leeway: int) -> list[AccessTokenRef]:
         check_time("now", now)
+        check_count("leeway", leeway)
         # One statement (UPDATE ... RETURNING) so a token committed concurrently is
         # either revoked and reported, or neither.
         statement = (
@@ -194,13 +198,29 @@ class RefreshTokenRepository:
         return [
             AccessTokenRef(row.access_jti, row.access_expires_at)
             for row in rows
-            if row.access_jti is not None and row.access_expires_at > now
+            if row.access_jti is not None and row.access_expires_at + leeway > now
         ]
 
-    async def prune(self, now: int) -> int:
-        """Delete tokens past their idle or absolute expiry; returns how many."""
+    async def prune(self, now: int, *, leeway: int = 0) -> int:
+        """Delete the tokens nothing needs any more; returns how many.
+
+        Expiry alone is not enough. A token stays while the access token issued with it
+        is accepted (``exp`` + ``leeway``), since revoking its family must denylist that
+        token; and a used one stays while its family lives, since presenting it again is
+        reuse, detected from its row (without it, a replay would be a quiet
+        ``invalid_grant`` and the family would live on).
+        """
         check_time("now", now)
-        statement = delete(_tokens).where(
-            or_(_tokens.c.expires_at <= now, _tokens.c.family_expires_at <= now)
+        check_count("leeway", leeway)
+        columns = _tokens.c
+        presentable = and_(columns.expires_at > now, columns.family_expires_at > now)
+        access_accepted = and_(
+            columns.access_expires_at.is_not(None), columns.access_expires_at > now - leeway
         )
+        guards_family = and_(
+            columns.used_at.is_not(None),
+            columns.revoked_at.is_(None),
+            columns.family_expires_at > now,
+        )
+        statement = delete(_tokens).where(not_(or_(presentable, access_accepted, guards_family)))
         return rowcount(await self.session.execute(statement))

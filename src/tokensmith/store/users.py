@@ -33,6 +33,8 @@ MAX_PROFILE_VALUE = 320  # the longest valid email address
 _users = table_of(UserRow)
 # Every login and refresh reads a user: the lookups are built once (refresh_tokens.py).
 _USER_BY_ID = select(_users).where(_users.c.id == bindparam("user_id"))
+# SQLite leaves FOR UPDATE out: its write transaction (BEGIN IMMEDIATE) already excludes writers.
+_USER_BY_ID_FOR_UPDATE = _USER_BY_ID.with_for_update()
 _USER_BY_NAME = select(_users).where(_users.c.username == bindparam("username"))
 
 
@@ -150,8 +152,10 @@ class UserRepository:
             raise UsernameTaken() from None
         return await self._require(inserted_id(result))
 
-    async def get(self, user_id: int) -> User | None:
-        row = (await self.session.execute(_USER_BY_ID, {"user_id": user_id})).first()
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        """The user; ``for_update`` locks the row until commit where the database can."""
+        statement = _USER_BY_ID_FOR_UPDATE if for_update else _USER_BY_ID
+        row = (await self.session.execute(statement, {"user_id": user_id})).first()
         return None if row is None else _user(row)
 
     async def get_by_username(self, username: str) -> User | None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tokensmith.jose import JWK, encode_jwt
 from tokensmith.server.services.oauth_errors import InvalidGrant, TemporarilyUnavailable
 from tokensmith.server.services.tokens_access import TokenResponse
-from tokensmith.store import AuditEvent, Client, UnknownUser
+from tokensmith.store import AuditEvent, Client, UnknownUser, prune
 
-from ._tokens_env import ADDRESS, AUDIENCE, ISSUER, PASSWORD, Env, env
+from ._tokens_env import ADDRESS, AUDIENCE, ISSUER, PASSWORD, Env, env, make_env
 
 pytestmark = pytest.mark.anyio
 __all__ = ["env"]  # the fixture, imported for pytest
 
 INACTIVE = {"active": False}
+DAY = 86_400
 
 
 async def login(env: Env) -> tuple[TokenResponse, Client]:
@@ -115,6 +118,46 @@ async def test_revoking_a_refresh_token_revokes_its_family_and_access_tokens(env
         assert await env.tokens.introspect(client, response.access_token) == INACTIVE
     assert len(await env.audit(AuditEvent.TOKEN_REVOKED)) == 1
     assert len((await env.tokens.revocation_feed(0))["revoked"]) == 2
+
+
+async def test_a_family_revoked_inside_the_leeway_denylists_its_access_token(env: Env) -> None:
+    # Past exp but inside the leeway, verifiers still accept the access token.
+    response, client = await login(env)
+    jti = env.verify(response)["jti"]
+    env.clock.advance(env.settings.access_token_lifetime + env.settings.leeway // 2)
+    await env.tokens.revoke(client, refresh_of(response))
+    revoked = (await env.tokens.revocation_feed(0))["revoked"]
+    assert [entry["jti"] for entry in revoked] == [jti]
+
+
+async def test_a_family_revoked_after_its_end_still_reaches_its_last_access_token(
+    tmp_path: Path,
+) -> None:
+    # Rotated a minute before the family's absolute expiry, then pruned after it: the
+    # row that names the last access token must still be there for the revocation.
+    lifetimes = {"refresh_token_idle_lifetime": DAY, "refresh_token_absolute_lifetime": DAY}
+    async with make_env(tmp_path, **lifetimes) as env:
+        await check_revoked_after_the_family_ended(env)
+
+
+async def check_revoked_after_the_family_ended(env: Env) -> None:
+    response, client = await login(env)
+    env.clock.advance(env.settings.refresh_token_absolute_lifetime - 60)
+    last = await env.tokens.refresh_grant(client, refresh_of(response), None)
+    env.clock.advance(120)
+    async with env.db.transaction() as session:
+        await prune(
+            session, int(env.clock.now()), audit_retention=86_400, leeway=env.settings.leeway
+        )
+    await env.tokens.revoke(client, refresh_of(last))
+    assert await env.tokens.introspect(client, last.access_token) == INACTIVE
+    assert await env.count_refresh_rows() == 1  # the login's token went with the family
+    env.clock.advance(env.settings.access_token_lifetime + env.settings.leeway)
+    async with env.db.transaction() as session:
+        counts = await prune(
+            session, int(env.clock.now()), audit_retention=86_400, leeway=env.settings.leeway
+        )
+    assert counts.refresh_tokens == 1 and await env.count_refresh_rows() == 0
 
 
 async def test_tokens_of_another_client_and_unknown_tokens_are_ignored(env: Env) -> None:

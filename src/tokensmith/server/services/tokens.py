@@ -179,39 +179,72 @@ class TokenService(RevocationMixin):
         response = self._respond(grant, refresh)  # signed before anything is written
         async with self.db.transaction() as session:
             repos = Repositories(session)
-            not_before = await repos.revocations.get_not_before(grant.subject)
-            if not_before is not None and grant.iat < not_before:
-                # Logged out everywhere (or disabled) in this very second, after the user
-                # was read: the token would be refused everywhere, so none is handed out.
-                raise TemporarilyUnavailable(
-                    "The user's sessions were just revoked; retry in a second.", retry_after=1
-                )
-            if new_hash is not None:
-                await repos.users.set_password_hash(user.id, new_hash, now=now)
-            if refresh is not None:
-                await repos.refresh_tokens.add(
-                    token_hash=hash_token(refresh),
-                    family_id=self._random_text(16),
-                    user_id=user.id,
-                    client_id=client.client_id,
-                    scope=" ".join(granted),
-                    issued_at=now,
-                    expires_at=now + self.settings.refresh_token_idle_lifetime,
-                    family_expires_at=now + self.settings.refresh_token_absolute_lifetime,
-                    access_jti=grant.jti,
-                    access_expires_at=grant.exp,
-                )
-            detail = {"client_id": client.client_id, "rehashed": new_hash is not None}
-            await repos.audit.record(
-                AuditEvent.LOGIN_OK,
-                at=now,
-                actor=client.client_id,
-                subject=str(user.id),
-                client_address=address[:255] or None,
-                detail=detail,
+            # The user was read before argon2 ran, and an admin may have changed it since.
+            # Disabled, deleted or given a new password meanwhile: the password was checked
+            # against an account that is no longer as it was, and nothing is written.
+            current = await repos.users.get(user.id, for_update=True)
+            stale = (
+                current is None or current.disabled or current.password_hash != user.password_hash
             )
-            await self._audit_issued(repos, grant, "password", address)
+            if not stale:
+                assert current is not None
+                if current != user:  # new roles or profile: the token says what holds now
+                    user = current
+                    grant = self._grant(str(user.id), client, granted, now, user)
+                    response = self._respond(grant, refresh)
+                await self._record_login(
+                    repos, client, user, grant, refresh, granted, new_hash, address, now
+                )
+        if stale:
+            await self._audit_login(AuditEvent.LOGIN_FAILED, client, user, address, "changed")
+            raise InvalidGrant()
         return response
+
+    async def _record_login(
+        self,
+        repos: Repositories,
+        client: Client,
+        user: User,
+        grant: AccessGrant,
+        refresh: str | None,
+        granted: tuple[str, ...],
+        new_hash: str | None,
+        address: str,
+        now: int,
+    ) -> None:
+        """A password grant's writes, in the caller's transaction."""
+        not_before = await repos.revocations.get_not_before(grant.subject)
+        if not_before is not None and grant.iat < not_before:
+            # Logged out everywhere (or disabled) in this very second, after the user
+            # was read: the token would be refused everywhere, so none is handed out.
+            raise TemporarilyUnavailable(
+                "The user's sessions were just revoked; retry in a second.", retry_after=1
+            )
+        if new_hash is not None:
+            await repos.users.set_password_hash(user.id, new_hash, now=now)
+        if refresh is not None:
+            await repos.refresh_tokens.add(
+                token_hash=hash_token(refresh),
+                family_id=self._random_text(16),
+                user_id=user.id,
+                client_id=client.client_id,
+                scope=" ".join(granted),
+                issued_at=now,
+                expires_at=now + self.settings.refresh_token_idle_lifetime,
+                family_expires_at=now + self.settings.refresh_token_absolute_lifetime,
+                access_jti=grant.jti,
+                access_expires_at=grant.exp,
+            )
+        detail = {"client_id": client.client_id, "rehashed": new_hash is not None}
+        await repos.audit.record(
+            AuditEvent.LOGIN_OK,
+            at=now,
+            actor=client.client_id,
+            subject=str(user.id),
+            client_address=address[:255] or None,
+            detail=detail,
+        )
+        await self._audit_issued(repos, grant, "password", address)
 
     async def _audit_login(
         self, event: AuditEvent, client: Client, user: User | None, address: str, reason: str
@@ -352,7 +385,9 @@ class TokenService(RevocationMixin):
     async def _reuse_detected(
         self, repos: Repositories, row: RefreshToken, client: Client, now: int
     ) -> None:
-        refs = await repos.refresh_tokens.revoke_family(row.family_id, now)
+        refs = await repos.refresh_tokens.revoke_family(
+            row.family_id, now, leeway=self.settings.leeway
+        )
         await denylist(repos, refs, str(row.user_id), now, self.settings.leeway)
         await repos.audit.record(
             AuditEvent.REFRESH_REUSE_DETECTED,

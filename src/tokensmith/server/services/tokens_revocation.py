@@ -96,7 +96,9 @@ class RevocationMixin:
             row = await repos.refresh_tokens.get_by_hash(token_hash)
             if row is None or row.client_id != client.client_id:
                 return
-            refs = await repos.refresh_tokens.revoke_family(row.family_id, now)
+            refs = await repos.refresh_tokens.revoke_family(
+                row.family_id, now, leeway=self.settings.leeway
+            )
             await denylist(repos, refs, str(row.user_id), now, self.settings.leeway)
             await repos.audit.record(
                 AuditEvent.TOKEN_REVOKED,
@@ -228,7 +230,7 @@ class RevocationMixin:
         in one, so a failure cannot leave a disabled user's tokens working)."""
         subject = str(user_id)
         await repos.revocations.set_not_before(subject, now + 1)
-        refs = await repos.refresh_tokens.revoke_user(user_id, now)
+        refs = await repos.refresh_tokens.revoke_user(user_id, now, leeway=self.settings.leeway)
         added = await denylist(repos, refs, subject, now, self.settings.leeway)
         await repos.audit.record(
             AuditEvent.TOKEN_REVOKED,
