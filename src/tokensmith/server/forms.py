@@ -59,6 +59,15 @@ class ClientCredentials:
         return f"ClientCredentials({self.client_id!r}, method={self.method!r})"
 
 
+def single_header(request: Request, name: str) -> str | None:
+    """A header that may appear once (``name`` in lower case); ``InvalidRequest`` if it
+    appears more: which one a proxy or a framework would read is anyone's guess."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"The {name} header appears more than once.")
+    return values[0] if values else None
+
+
 def check_content_type(header: str | None, media_type: str) -> None:
     """``InvalidRequest`` unless ``header`` is ``media_type``, with no charset but UTF-8."""
     media, *params = (part.strip() for part in (header or "").split(";"))
@@ -156,7 +165,7 @@ async def read_form(
     request: Request, allowed: Collection[str] | None, long_values: Collection[str] = ()
 ) -> dict[str, str]:
     """The request's form, strictly parsed (see the module docstring)."""
-    check_content_type(request.headers.get("content-type"), _FORM_TYPE)
+    check_content_type(single_header(request, "content-type"), _FORM_TYPE)
     body = await read_body(request)
     try:
         text = body.decode("utf-8")
@@ -210,7 +219,7 @@ def query_number(
 
 def client_credentials(request: Request, form: Mapping[str, str]) -> ClientCredentials:
     """The client's credentials from Basic or the body (never both); ``InvalidClient`` if none."""
-    header = request.headers.get("authorization")
+    header = single_header(request, "authorization")
     in_body = AUTH_PARAMETERS & form.keys()
     if header is not None:
         if in_body:

@@ -80,6 +80,7 @@ _DOMAIN_STATUS: dict[type[TokensmithError], int] = {
     NotCurrentKey: 409,
     RotationTooEarly: 409,
 }
+_MAX_DESCRIPTION = 200
 _SERVER_ERROR = b'{"error":"server_error","error_description":"Internal server error."}'
 
 
@@ -100,9 +101,17 @@ async def _tokensmith(request: Request, exc: Exception) -> Response:
     status = next((s for t, s in _DOMAIN_STATUS.items() if isinstance(exc, t)), None)
     if status is not None:
         assert isinstance(exc, TokensmithError)
-        body = {"error": exc.code, "error_description": exc.message, "code": exc.code}
+        body = {"error": exc.code, "error_description": _bounded(exc.message), "code": exc.code}
         return JSONResponse(body, status, headers=NO_STORE)
     return _server_error(request, exc)
+
+
+def _bounded(message: str) -> str:
+    # Some messages quote what the client sent (a kid, a username, an algorithm): an
+    # answer must not grow with the request.
+    if len(message) <= _MAX_DESCRIPTION:
+        return message
+    return message[: _MAX_DESCRIPTION - 1] + "…"
 
 
 async def _http(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from tokensmith.server.forms import check_content_type, read_body
+from tokensmith.server.forms import check_content_type, read_body, single_header
 from tokensmith.server.services import InvalidRequest
 
 __all__ = ["read_json", "string_list"]
@@ -40,7 +40,7 @@ async def read_json(
 
     With no required member, an empty body without a content type stands for ``{}``.
     """
-    content_type = request.headers.get("content-type")
+    content_type = single_header(request, "content-type")
     needed = set(required)
     if content_type is None and not needed:
         if await read_body(request):

@@ -33,10 +33,11 @@ from .refresh_tokens import AccessTokenRef, RefreshToken, RefreshTokenRepository
 from .repositories import Repositories
 from .revocations import FeedPage, NotBefore, RevocationRepository, RevokedToken
 from .signing_keys import KeyRepository, MakeKey, NewKey, StoredKey
-from .users import PROFILE_FIELDS, User, UserRepository, normalize_username
+from .users import MAX_ROLE, PROFILE_FIELDS, User, UserRepository, normalize_username
 
 __all__ = [
     "DB_FILENAME",
+    "MAX_ROLE",
     "PROFILE_FIELDS",
     "UNCHANGED",
     "AccessTokenRef",

@@ -83,6 +83,12 @@ async def test_users_create_list_read(tmp_path: Path) -> None:
             400,
             "invalid_user_data",
         )
+        # Checked before upper-casing: a dotless i would otherwise make "adm\u0131n" ADMIN.
+        for role in ("adm\u0131n", "\u0007", "A\u202eB", "ED ITOR"):
+            response = await http.put("/admin/users/alice/roles", json={"roles": [role]}, headers=h)
+            _error(response, 400, "invalid_user_data")
+        alice = (await http.get("/admin/users/alice", headers=h)).json()
+        assert "ADMIN" not in alice["roles"]
         _error(
             await http.post(
                 "/admin/users", json={"username": "bo\u200bb", "password": PASSWORD}, headers=h
@@ -245,6 +251,8 @@ async def test_clients(tmp_path: Path) -> None:
             {"client_id": "x", "public": True, "grant_types": ["client_credentials"]},
             {"client_id": "123", "grant_types": ["password"]},
             {"client_id": "x", "grant_types": ["password"], "audiences": ["a" * 300]},
+            {"client_id": "x", "grant_types": ["password"], "audiences": ["\u0000"]},
+            {"client_id": "x", "grant_types": ["password"], "audiences": ["api\u202e"]},
         ):
             response = await http.post("/admin/clients", json=bad, headers=h)
             _error(response, 400, "invalid_client_metadata")
@@ -252,6 +260,8 @@ async def test_clients(tmp_path: Path) -> None:
         response = await http.post("/admin/clients", json=bad_lifetime, headers=h)
         _error(response, 400, "oauth_invalid_request")
         _error(await http.get("/admin/clients/ghost", headers=h), 404, "unknown_client")
+        ghost_secret = await http.post("/admin/clients/ghost/secret", headers=h)
+        _error(ghost_secret, 404, "unknown_client")
 
 
 async def test_keys_rotate_retire_revoke(tmp_path: Path) -> None:
@@ -293,6 +303,11 @@ async def test_keys_rotate_retire_revoke(tmp_path: Path) -> None:
         assert (await http.get("/admin/keys", headers=h)).status_code == 401
         h = (await make_admin(server, "root2")).headers
         _error(await http.post("/admin/keys/nope/revoke", headers=h), 404, "unknown_key")
+        _error(await http.post("/admin/keys/nope/retire", headers=h), 404, "unknown_key")
+        # A message that quotes the request does not grow with it.
+        long_kid = await http.post(f"/admin/keys/{'k' * 5000}/retire", headers=h)
+        _error(long_kid, 404, "unknown_key")
+        assert len(long_kid.json()["error_description"]) <= 200
         bad_alg = {"alg": "RS256"}
         response = await http.post("/admin/keys/rotate", json=bad_alg, headers=h)
         _error(response, 400, "algorithm_not_configured")

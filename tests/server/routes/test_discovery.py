@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.routing import Mount, Route
 
@@ -40,6 +41,12 @@ async def test_metadata(tmp_path: Path, path: str) -> None:
         }
         assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]
         assert "client_secret_post" in meta["token_endpoint_auth_methods_supported"]
+        assert "none" in meta["token_endpoint_auth_methods_supported"]
+        # Introspection refuses public clients, so it does not offer "none".
+        assert meta["introspection_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
         assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
 
 
@@ -90,6 +97,15 @@ async def test_jwks_304(tmp_path: Path, template: str) -> None:
         assert response.content == b""
         assert response.headers["etag"] == etag
         assert response.headers["cache-control"].startswith("public, max-age=")
+
+
+async def test_jwks_304_for_a_tag_in_a_second_if_none_match_field(tmp_path: Path) -> None:
+    # Several fields of one list-valued header are one list (RFC 9110 section 5.3).
+    async with running(tmp_path) as server:
+        etag = (await server.http.get("/.well-known/jwks.json")).headers["etag"]
+        headers = httpx.Headers([("If-None-Match", '"x"'), ("If-None-Match", etag)])
+        response = await server.http.get("/.well-known/jwks.json", headers=headers)
+        assert response.status_code == 304
 
 
 async def test_jwks_stale_etag_gets_the_body(tmp_path: Path) -> None:

@@ -115,6 +115,24 @@ async def test_basic_and_post_auth_together(tmp_path: Path) -> None:
         assert_oauth_error(response, 400, "invalid_request")
 
 
+async def test_repeated_content_type_or_authorization(tmp_path: Path) -> None:
+    # Which of two a proxy or a framework reads is anyone's guess: neither is chosen.
+    async with running(tmp_path) as server:
+        auth = await _setup(server)
+        wrong = basic("web", "wrong")
+        for headers in (
+            [("Content-Type", FORM), ("Content-Type", "application/json")],
+            [("Content-Type", FORM), ("Authorization", wrong["Authorization"])],
+            [("Content-Type", FORM), ("Authorization", "Basic !!")],
+        ):
+            response = await server.http.post(
+                "/oauth/token",
+                content=_login(),
+                headers=httpx.Headers([("Authorization", auth["Authorization"]), *headers]),
+            )
+            assert_oauth_error(response, 400, "invalid_request")
+
+
 async def test_unsupported_grant(tmp_path: Path) -> None:
     async with running(tmp_path) as server:
         auth = await _setup(server)

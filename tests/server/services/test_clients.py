@@ -27,7 +27,7 @@ from tokensmith.server.services.oauth_errors import (
     UnsupportedGrantType,
 )
 from tokensmith.server.services.throttle import ThrottlePolicy
-from tokensmith.store import AuditEvent, Repositories
+from tokensmith.store import AuditEvent, Repositories, UnknownClient
 
 from ._tokens_env import ADDRESS, Env, env, make_env
 
@@ -64,7 +64,26 @@ async def test_wrong_secret_unknown_client_and_missing_secret_get_one_answer(env
     status, body, headers, code = answers[0]
     assert status == 401 and body["error"] == "invalid_client" and code == "oauth_invalid_client"
     assert headers["WWW-Authenticate"].startswith("Basic ")
-    assert len(await env.audit(AuditEvent.LOGIN_FAILED)) == 4
+    failures = await env.audit(AuditEvent.LOGIN_FAILED)
+    # Newest first; only the registered client's id is recorded.
+    assert [entry.subject for entry in failures] == [None, "web", None, "web"]
+
+
+async def test_an_unknown_client_id_never_reaches_the_audit_log(tmp_path: Path) -> None:
+    # Basic's parts swapped put the secret where the id goes: it must not be stored.
+    policy = ThrottlePolicy(free_failures=1, base_delay=10, max_delay=60, lock_threshold=3)
+    async with make_env(tmp_path, throttle_policy=policy) as custom:
+        new = await custom.add_client()
+        assert new.secret is not None
+        for _ in range(3):
+            with pytest.raises((InvalidClient, SlowDown)):
+                await custom.clients.authenticate(new.secret, "web", ADDRESS)
+        entries = await custom.audit()
+        assert {entry.event for entry in entries} >= {
+            AuditEvent.LOGIN_FAILED,
+            AuditEvent.THROTTLED,
+        }
+        assert all(new.secret not in repr(entry) for entry in entries)
 
 
 async def test_a_public_client_must_not_send_a_secret(env: Env) -> None:
@@ -126,7 +145,7 @@ async def test_reset_secret(env: Env) -> None:
     await env.add_client("spa", confidential=False)
     with pytest.raises(ClientConfigError):
         await env.clients.reset_secret("spa")
-    with pytest.raises(ClientConfigError):
+    with pytest.raises(UnknownClient):
         await env.clients.reset_secret("ghost")
 
 

@@ -196,6 +196,18 @@ async def test_scope_is_checked_against_the_client(env: Env) -> None:
             await env.tokens.password_grant(client, "alice", PASSWORD, scope, ADDRESS)
 
 
+async def test_no_scope_means_no_scope_member_or_claim(env: Env) -> None:
+    # RFC 6749's scope is one or more tokens: an empty string is not a scope.
+    await env.add_user()
+    client = (await env.add_client(scopes=())).client
+    response = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    assert "scope" not in response.to_dict() and "scope" not in env.verify(response)
+    assert "scope" not in await env.tokens.introspect(client, response.access_token)
+    assert response.refresh_token is not None
+    refresh = await env.tokens.introspect(client, response.refresh_token)
+    assert refresh["active"] is True and "scope" not in refresh
+
+
 async def test_a_client_without_the_grant_type_is_unauthorized(env: Env) -> None:
     await env.add_user()
     client = (await env.add_client(grant_types=("client_credentials",))).client

@@ -43,7 +43,8 @@ def server_metadata(settings: Settings) -> dict[str, Any]:
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": client_auth,
         "revocation_endpoint_auth_methods_supported": client_auth,
-        "introspection_endpoint_auth_methods_supported": client_auth,
+        # Public clients ("none") may not introspect: see routes/oauth.py, _confidential.
+        "introspection_endpoint_auth_methods_supported": client_auth[:2],
     }
     # The algorithms of the JWKS keys, under the name OpenID-aware verifiers (ours
     # included) read for an issuer's signing algorithms: access tokens are signed by
@@ -83,6 +84,7 @@ class Discovery:
     async def jwks(self, request: Request) -> Response:
         body, etag = context(request).keyring.jwks()
         headers = {"ETag": etag, "Cache-Control": self._jwks_cache}
-        if etag_matches(request.headers.get("if-none-match"), etag):
+        # Several If-None-Match fields are one list (RFC 9110 section 5.3).
+        if etag_matches(",".join(request.headers.getlist("if-none-match")) or None, etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/jwk-set+json", headers=headers)

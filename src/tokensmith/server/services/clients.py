@@ -57,6 +57,7 @@ GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
 _SCHEME = "sha256$"
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_AUDIENCE = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_SCOPE_LENGTH = 1024
 
 
@@ -192,6 +193,7 @@ class ClientService:
         grants = sorted(set(grant_types))
         scope_list = list(scopes)
         _check_registration(client_id, confidential, grants, scope_list)
+        audiences = _checked_audiences(audiences)
         secret = secrets.token_urlsafe(32) if confidential else None
         now = self._now()
         async with self._changing(client_id), self.db.transaction() as session:
@@ -225,8 +227,10 @@ class ClientService:
         async with self._changing(client_id), self.db.transaction() as session:
             repos = Repositories(session)
             current = await repos.clients.get(client_id)
-            if current is None or current.is_public:
-                raise ClientConfigError("Only a registered confidential client has a secret.")
+            if current is None:
+                raise UnknownClient(f"no client has the id {client_id!r}")
+            if current.is_public:
+                raise ClientConfigError("Only a confidential client has a secret.")
             client = await repos.clients.update(
                 client_id, now=now, secret_hash=hash_client_secret(secret)
             )
@@ -293,7 +297,7 @@ class ClientService:
                 ok = client is not None and secret is not None and matches
             if not ok:
                 await attempt.failed()
-                await self._audit_failure(client_id, address)
+                await self._audit_failure(client_id if client is not None else None, address)
                 raise InvalidClient()
             assert client is not None
             if client.disabled:
@@ -324,16 +328,29 @@ class ClientService:
         finally:
             self.cache.invalidate(client_id)
 
-    async def _audit_failure(self, client_id: str, address: str) -> None:
+    async def _audit_failure(self, known_client_id: str | None, address: str) -> None:
         async with self.db.transaction() as session:
             await Repositories(session).audit.record(
                 AuditEvent.LOGIN_FAILED,
                 at=self._now(),
-                # client ids are public identifiers, unlike the usernames of failed logins
-                subject=client_id[:255] or None,
+                # A registered client's id is public. An unknown one is left out: it may be
+                # a secret sent in the id's place (Basic's parts swapped, a mixed-up form).
+                subject=known_client_id,
                 client_address=address[:255] or None,
                 detail={"kind": "client"},
             )
+
+
+def _checked_audiences(audiences: Iterable[str]) -> list[str]:
+    # Each becomes an ``aud`` of every token issued to the client: printable ASCII (a
+    # name or a URI), never a control or bidirectional character.
+    if isinstance(audiences, str | bytes):
+        raise ClientConfigError("audiences must be a list of strings.")
+    checked = list(audiences)
+    for audience in checked:
+        if not isinstance(audience, str) or not _AUDIENCE.fullmatch(audience):
+            raise ClientConfigError("Each audience must be 1 to 255 printable ASCII characters.")
+    return checked
 
 
 def _check_registration(

@@ -41,6 +41,7 @@ from tokensmith.keys import (
     Retire,
     Revoke,
     RotationPolicy,
+    UnknownKey,
     deletion_time,
     is_published_alg,
     now_seconds,
@@ -350,9 +351,10 @@ class KeyRing:
         """
         await self.reload(db)
         record = next((r for r in self.records if r.kid == kid), None)
-        if record is None or record.state is not KeyState.CURRENT:
-            state = "no such key" if record is None else f"it is {record.state.value}"
-            raise NotCurrentKey(f"{kid!r} is not a current key ({state})")
+        if record is None:
+            raise UnknownKey(f"no live key has the kid {kid!r}")
+        if record.state is not KeyState.CURRENT:
+            raise NotCurrentKey(f"{kid!r} is not a current key (it is {record.state.value})")
         return await self.rotate(db, record.alg, force=True, actor=actor)
 
     async def revoke(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:

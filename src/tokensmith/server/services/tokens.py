@@ -431,15 +431,20 @@ def throttle_auditor(db: Database) -> OnThrottled:
 
     The throttle calls it once per delay or lock, not once per refused request, so a
     client hammering a lock adds one row. The attempted username is not recorded (it may
-    be a mistyped password); client ids (``kind="client"``) are public and are.
+    be a mistyped password); a client id (``kind="client"``) is, when it names a
+    registered client (public), and not otherwise (it may be a misplaced secret).
     """
 
     async def record(event: ThrottleEvent) -> None:
         async with db.transaction() as session:
-            await Repositories(session).audit.record(
+            repos = Repositories(session)
+            subject = None
+            if event.kind == "client" and await repos.clients.get(event.username) is not None:
+                subject = event.username
+            await repos.audit.record(
                 AuditEvent.THROTTLED,
                 at=int(event.at),
-                subject=(event.username[:255] or None) if event.kind == "client" else None,
+                subject=subject,
                 client_address=event.address[:255] or None,
                 detail={
                     "kind": event.kind,

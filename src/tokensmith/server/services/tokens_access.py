@@ -74,7 +74,8 @@ class TokenResponse:
         }
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
-        body["scope"] = self.scope
+        if self.scope:  # RFC 6749's scope is one or more tokens: none, no member
+            body["scope"] = self.scope
         return body
 
     def __repr__(self) -> str:
@@ -129,8 +130,9 @@ def access_claims(grant: AccessGrant, issuer: str) -> dict[str, Any]:
         "iat": grant.iat,
         "jti": grant.jti,
         "client_id": grant.client.client_id,
-        "scope": " ".join(grant.scope),
     }
+    if grant.scope:  # RFC 9068 section 2.2.3: a scope claim when there is a scope
+        claims["scope"] = " ".join(grant.scope)
     if grant.user is not None:
         claims["roles"] = list(grant.user.roles)
         for name in ("name", "email"):

@@ -184,7 +184,7 @@ class RevocationMixin:
             or row.expired(now)
         ):
             return dict(_INACTIVE)
-        return {
+        answer: dict[str, Any] = {
             "active": True,
             "scope": row.scope,
             "client_id": row.client_id,
@@ -193,6 +193,9 @@ class RevocationMixin:
             "exp": min(row.expires_at, row.family_expires_at),
             "token_type": "refresh_token",
         }
+        if not row.scope:
+            del answer["scope"]
+        return answer
 
     async def revocation_feed(self, after: int, limit: int = 100) -> dict[str, Any]:
         """``GET /oauth/revocations``: revoked jtis and not-before times after a cursor."""

@@ -9,6 +9,7 @@ transaction holds the one write lock).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.errors import TokensmithError
-from tokensmith.store import AuditEvent, Database, Repositories, UnknownUser, User
+from tokensmith.store import MAX_ROLE, AuditEvent, Database, Repositories, UnknownUser, User
 
 from .oauth_errors import InsufficientRole, InvalidToken
 from .passwords import PasswordHasher
@@ -33,6 +34,7 @@ __all__ = [
 
 MAX_PAGE = 500
 ADMIN_ROLE = "ADMIN"
+_ROLE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_ROLE - 1}}}")
 
 
 class InvalidUserData(TokensmithError):
@@ -61,12 +63,30 @@ def admin_audience(issuer: str) -> str:
 
 
 def normalize_roles(values: Iterable[str]) -> list[str]:
-    """Upper-cased, stripped, deduplicated, in order.
+    """Upper-cased, stripped, deduplicated, in order; ``ValueError`` for a bad name.
 
     Roles are compared as written in tokens; upper case is the documented convention
-    (EDITOR, ADMIN), so "admin" typed by an operator means ADMIN.
+    (EDITOR, ADMIN), so "admin" typed by an operator means ADMIN. Names are ASCII
+    (letters, digits, ``_ . : / -``) and checked before upper-casing: Unicode's case
+    mapping turns other letters into ASCII ones ("adm\\u0131n", with a dotless i, would become
+    ADMIN), and control or bidirectional characters would reach every token and log.
     """
-    return list(dict.fromkeys(v.strip().upper() for v in values if v.strip()))
+    if isinstance(values, str | bytes):
+        raise TypeError("roles must be a collection of strings, not one string")
+    roles: dict[str, None] = {}
+    for value in values:
+        if type(value) is not str:
+            raise TypeError("each role must be a str")
+        name = value.strip()
+        if not name:
+            continue
+        if not _ROLE.fullmatch(name):
+            raise ValueError(
+                f"a role is 1 to {MAX_ROLE} ASCII letters, digits and _ . : / - "
+                "(starting with a letter or digit)"
+            )
+        roles[name.upper()] = None
+    return list(roles)
 
 
 def user_summary(user: User) -> dict[str, Any]:
