@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from sqlalchemy import event
 
 from conftest import NOW
 from tokensmith.store import Database, FeedPage, NotBefore, Repositories, RevokedToken
@@ -58,6 +61,28 @@ async def test_feed_pages_through_both_kinds_in_cursor_order(db: Database) -> No
         ([], ["carol"]),
     ]
     assert [p.next_cursor for p in pages] == [2, 4, 5]
+
+
+async def test_a_feed_page_is_one_statement(db: Database) -> None:
+    # One snapshot whatever the isolation level: with a statement per table, PostgreSQL's
+    # READ COMMITTED could show an entry committed in between to one and not the other,
+    # and a cursor past it would skip it for good.
+    await revoke(db, "a", NOW + 600)
+    await not_before(db, "bob", NOW)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        page = await feed(db, 0)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert [r.jti for r in page.revoked] == ["a"] and [n.subject for n in page.not_before] == [
+        "bob"
+    ]
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
 async def test_feed_leaves_out_expired_revocations(db: Database) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,35 +123,36 @@ class RevocationRepository:
         check_count("after", after)
         check_count("limit", limit, minimum=1)
         check_time("now", now)
-        revoked_query = (
-            select(_revoked)
-            .where(_revoked.c.seq > after, _revoked.c.expires_at > now)
-            .order_by(_revoked.c.seq)
-            .limit(limit)
-        )
-        not_before_query = (
-            select(_not_before)
-            .where(_not_before.c.seq > after)
-            .order_by(_not_before.c.seq)
-            .limit(limit)
-        )
-        revoked = [
-            RevokedToken(**row._mapping) for row in await self.session.execute(revoked_query)
-        ]
-        not_before = [
-            NotBefore(**row._mapping) for row in await self.session.execute(not_before_query)
-        ]
-        # Each list holds its table's first `limit` entries, so the first `limit`
-        # of both merged are exactly the feed's next `limit` entries.
-        seqs = sorted([r.seq for r in revoked] + [n.seq for n in not_before])[:limit]
-        if not seqs:
-            return FeedPage([], [], after)
-        cursor = seqs[-1]
-        return FeedPage(
-            [r for r in revoked if r.seq <= cursor],
-            [n for n in not_before if n.seq <= cursor],
-            cursor,
-        )
+        # One statement, so one snapshot: two SELECTs would see two under PostgreSQL's
+        # READ COMMITTED, and an entry committed between them (numbered below the
+        # cursor the second one returns) would never be delivered.
+        revoked = select(
+            _revoked.c.seq,
+            _revoked.c.subject,
+            _revoked.c.jti,
+            _revoked.c.expires_at.label("time"),
+            _revoked.c.revoked_at,
+        ).where(_revoked.c.seq > after, _revoked.c.expires_at > now)
+        not_before = select(
+            _not_before.c.seq,
+            _not_before.c.subject,
+            null().label("jti"),
+            _not_before.c.not_before.label("time"),
+            null().label("revoked_at"),
+        ).where(_not_before.c.seq > after)
+        entries = union_all(revoked, not_before).order_by("seq").limit(limit)
+        revoked_tokens: list[RevokedToken] = []
+        not_before_times: list[NotBefore] = []
+        cursor = after
+        for row in await self.session.execute(entries):
+            if row.jti is None:
+                not_before_times.append(NotBefore(row.seq, row.subject, row.time))
+            else:
+                revoked_tokens.append(
+                    RevokedToken(row.seq, row.jti, row.subject, row.time, row.revoked_at)
+                )
+            cursor = row.seq
+        return FeedPage(revoked_tokens, not_before_times, cursor)
 
     async def prune(self, now: int, *, not_before_until: int | None = None) -> int:
         """Delete revocations past their expiry, and not-before times up to ``not_before_until``.
