@@ -260,15 +260,32 @@ def test_an_algorithm_added_beside_a_signing_ring_is_published_before_it_signs()
     assert actions == [Activate("ES256-first")]
 
 
+def test_an_algorithm_replacing_another_is_published_before_it_signs() -> None:
+    # The old ring keeps signing until the new one's first key has been published for
+    # prepublish: signing with it at once, verifiers holding the JWKS would refuse.
+    records = ring("RS256")
+    later = NOW + 3 * DAY
+    actions = plan(records, ["ES256"], later, POLICY)
+    assert actions == [CreateKey("ES256", KeyState.NEXT)]
+    records = apply(records, actions, later, lambda alg: "ES256-first")
+    assert signing_key(records, "RS256") is not None
+    assert plan(records, ["ES256"], later + POLICY.prepublish - 1, POLICY) == []
+    actions = plan(records, ["ES256"], later + POLICY.prepublish, POLICY)
+    assert actions == [Activate("ES256-first"), Retire("RS256-cur")]
+    records = apply(records, actions, later + POLICY.prepublish, kid_factory())
+    assert signing_key(records, "RS256") is None
+    assert signing_key(records, "ES256") is not None
+
+
 def test_rings_of_dropped_algorithms_wind_down() -> None:
     records = ring("RS256") + ring("ES256", next_created=NOW + 29 * DAY)
     now = NOW + 29 * DAY + HOUR
     actions = plan(records, ["RS256"], now, POLICY)
     # RS256 is due as well: only ES256's ring winds down.
     assert actions == [
+        CreateKey("RS256", KeyState.NEXT),
         Retire("ES256-cur"),
         Delete("ES256-next"),
-        CreateKey("RS256", KeyState.NEXT),
     ]
     records = apply(records, actions, now, kid_factory())
     assert signing_key(records, "ES256") is None

@@ -151,6 +151,10 @@ def _added_ring(alg: str, ring: _Ring, now: int, policy: RotationPolicy) -> list
     return []
 
 
+def _creates_current(action: Action) -> bool:
+    return isinstance(action, CreateKey) and action.state is KeyState.CURRENT
+
+
 def plan(
     records: Sequence[KeyRecord],
     algs: Collection[str],
@@ -160,26 +164,23 @@ def plan(
     """What the scheduled job does at ``now`` so each ring in ``algs`` stays healthy.
 
     Per algorithm in ``algs``: an empty ring gets a current key at once when no other
-    ring in ``algs`` signs (a fresh install has nothing to roll over), else a next key
-    that takes over once published for ``prepublish``; a current key within ``prepublish`` of its
+    ring signs (a fresh install has nothing to roll over), else a next key that takes
+    over once published for ``prepublish``; a current key within ``prepublish`` of its
     rotation time gets a next key; a next key published for ``prepublish`` takes
     over and the current key retires. Rings of algorithms no longer in ``algs``
-    wind down: the current key retires, a next key (it never signed) goes. Retired
-    and revoked keys are deleted ``policy.retention`` after they left service.
+    wind down: a next key (it never signed) goes, and the current key retires once a
+    ring in ``algs`` signs, so replacing one algorithm by another never signs with a
+    key verifiers have not had ``prepublish`` to fetch. Retired and revoked keys are
+    deleted ``policy.retention`` after they left service.
     """
     _check_now(now)
     wanted = _check_algs(algs)
     rings = _rings(records)
-    signing = {alg for alg, ring in rings.items() if alg in wanted and ring.current is not None}
+    signing = {alg for alg, ring in rings.items() if ring.current is not None}
     actions: list[Action] = []
-    for alg in sorted(wanted | rings.keys()):
+    for alg in sorted(wanted):
         ring = rings.get(alg, _Ring(None, None))
-        if alg not in wanted:
-            if ring.current is not None:
-                actions.append(Retire(ring.current.kid))
-            if ring.next is not None:
-                actions.append(Delete(ring.next.kid))
-        elif ring.current is None:
+        if ring.current is None:
             if signing - {alg}:
                 actions += _added_ring(alg, ring, now, policy)
             else:
@@ -193,6 +194,15 @@ def plan(
         # (rotate_now without force) takes over as soon as it is safe.
         elif _prepublished(ring.next, now, policy):
             actions += [Retire(ring.current.kid), Activate(ring.next.kid)]
+    wanted_signs = any(rings[alg].current is not None for alg in wanted if alg in rings) or any(
+        isinstance(a, Activate) or _creates_current(a) for a in actions
+    )
+    for alg in sorted(rings.keys() - wanted):
+        ring = rings[alg]
+        if ring.current is not None and wanted_signs:
+            actions.append(Retire(ring.current.kid))
+        if ring.next is not None:
+            actions.append(Delete(ring.next.kid))
     for record in sorted(records, key=lambda r: r.kid):
         gone_at = deletion_time(record, policy)
         if gone_at is not None and gone_at <= now:

@@ -104,7 +104,8 @@ class Settings(BaseSettings):
         default=("RS256",),
         description="Algorithms with an active signing key (comma-separated in the "
         "environment). Tokens are signed with the first whose ring signs: an algorithm "
-        "added to a running deployment signs once its first key has been published for "
+        "added to a running deployment (or replacing one) signs once its first key has "
+        "been published for "
         "`key_prepublish`. HS256 needs `hs256_secret`.",
     )
     hs256_secret: SecretStr | None = Field(

@@ -7,6 +7,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,67 @@ async def test_an_algorithm_added_on_restart_signs_only_once_published(
     await restarted.maintain(db)
     assert restarted.signer().kid in es256  # published for prepublish, now it signs
     assert restarted.signer("RS256").kid == rs256
+
+
+async def test_an_algorithm_replacing_another_on_restart_signs_only_once_published(
+    tmp_path: Path, db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    ring = await fresh_ring(db, master, settings, clock)
+    rs256 = ring.signer().kid
+    replaced = Settings(data_dir=tmp_path, signing_algorithms=("ES256",))
+
+    restarted = await KeyRing.load(db, master, replaced, clock)
+    await restarted.maintain(db)
+    # RS256 is no longer configured, but its key is the only one verifiers know.
+    assert restarted.signer().kid == rs256
+    [es256] = [r.kid for r in restarted.records if r.alg == "ES256"]
+    assert es256 in jwks_kids(restarted)
+    clock.set(START + settings.key_prepublish - 1)
+    assert await restarted.maintain(db) == []
+    clock.set(START + settings.key_prepublish)
+    await restarted.maintain(db)
+    assert restarted.signer().kid == es256
+    states = {r.kid: r.state for r in restarted.records}
+    assert states[rs256] is KeyState.RETIRED and rs256 in jwks_kids(restarted)
+
+
+class SlowFirstRead:
+    """A database whose next read, once armed, holds its snapshot until released."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.armed = False
+        self.inside = anyio.Event()
+        self.release = anyio.Event()
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Any]:
+        slow, self.armed = self.armed, False
+        async with self.db.read() as session:
+            yield session
+            if slow:
+                self.inside.set()
+                await self.release.wait()
+
+
+async def test_a_reload_that_read_before_a_change_does_not_undo_it(
+    db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    ring = await fresh_ring(db, master, settings, clock)
+    first = ring.signer().kid
+    slow = SlowFirstRead(db)
+    slow.armed = True
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ring.reload, slow)  # the periodic reload, slow after its read
+        await slow.inside.wait()
+        tasks.start_soon(ring.revoke, slow, first)
+        await anyio.sleep(0.1)  # the revocation is committed and waits to reload
+        slow.release.set()
+    assert ring.signer().kid != first
+    assert first not in jwks_kids(ring)
 
 
 async def test_wrong_master_key_refuses_to_load(

@@ -181,6 +181,7 @@ class KeyRing:
             self._hmac = JWK.from_secret(secret, alg="HS256", kid=HS256_KID)
         self._public: dict[str, JWK] = {}
         self._private: dict[str, JWK] = {}
+        self._reloading = anyio.Lock()
         self._view = self._render(())
 
     @classmethod
@@ -211,7 +212,8 @@ class KeyRing:
 
         Without ``alg``: the first configured algorithm whose ring signs. An algorithm
         added to a running deployment signs only once its first key has been published
-        for the prepublication period; until then the others sign.
+        for the prepublication period; until then the others sign, and when it replaced
+        an algorithm no longer configured, that one's ring signs until then.
         """
         signers = self._fresh().signers
         if alg is not None:
@@ -223,6 +225,8 @@ class KeyRing:
             key = signers.get(configured)
             if key is not None:
                 return key
+        for key in signers.values():  # a ring winding down (see keys.plan)
+            return key
         raise NoSigningKey(f"no key signs {self.default_alg} now")
 
     def verification_keys(self, alg: str | None = None) -> JWKSet:
@@ -248,6 +252,13 @@ class KeyRing:
 
     async def reload(self, db: Database) -> None:
         """Read the rows again (another instance may have rotated) and swap the view."""
+        # One at a time: a reload that read the rows before a change, finishing after
+        # the change's own reload, would put the older view back (and drop the new
+        # current key's private half).
+        async with self._reloading:
+            await self._reload(db)
+
+    async def _reload(self, db: Database) -> None:
         async with db.read() as session:
             repo = KeyRepository(session)
             stored = await repo.list_keys()
@@ -288,7 +299,8 @@ class KeyRing:
         document = {"keys": [key.to_dict() for key in public]}
         body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("ascii")
         signers: dict[str, JWK] = {}
-        for alg in self._rotating:
+        winding_down = sorted({r.alg for r in records} - set(self._rotating))
+        for alg in (*self._rotating, *winding_down):
             record = signing_key(records, alg)
             if record is not None:
                 private = self._private[record.kid]
