@@ -62,7 +62,7 @@ async def test_upgrade_from_empty_creates_every_table(db_url: str) -> None:
         assert await table_names(db) == set()
         await upgrade(db)
         assert await table_names(db) == TABLES | {"alembic_version"}
-        assert await current_revision(db) == head_revision() == "0002"
+        assert await current_revision(db) == head_revision() == "0003"
 
 
 async def test_upgrade_twice_is_a_no_op(db: Database) -> None:
@@ -160,12 +160,13 @@ async def test_0002_gives_login_failures_float_times_and_an_expiry(db_url: str) 
                 "INSERT INTO login_failures (key, count, first_at, last_at, locked_until) "
                 "VALUES ('idle', 3, 100, 200, NULL), ('locked', 25, 100, 200, 500000)"
             )
-        await upgrade(db)
+        await upgrade(db, "0002")
         assert await current_revision(db) == "0002"
         async with db.read() as session:
             failures = await Repositories(session).login_failures.get_many(["idle", "locked"])
         assert failures["idle"] == LoginFailure("idle", 3, 100.0, 200.0, None, 200.0 + 86_400)
         assert failures["locked"] == LoginFailure("locked", 25, 100.0, 200.0, 500_000.0, 500_000.0)
+        await upgrade(db)
         assert await differences(db, Base.metadata) == []
 
         # Sub-second times are kept exactly, and going back rounds them up: a lock or a
@@ -185,6 +186,34 @@ async def test_0002_gives_login_failures_float_times_and_an_expiry(db_url: str) 
             ("idle", 101, 201, 301, "integer"),
             ("locked", 100, 200, 500_000, "integer"),
         ]
+
+
+async def test_0003_adds_the_access_scope_of_refresh_tokens(db_url: str) -> None:
+    # Rows from before keep a NULL access_scope (a repeat of one narrows as it used to).
+    async with Database.open(db_url) as db:
+        await upgrade(db, "0002")
+        async with db.engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO users (username, password_hash, roles, disabled, profile, "
+                "created_at, updated_at) VALUES ('alice', '$argon2id$x', '[]', 0, '{}', 1, 1)"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, grant_types, scopes, audiences, disabled, "
+                "created_at, updated_at) VALUES ('web', '[]', '[]', '[]', 0, 1, 1)"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, client_id, scope, "
+                "issued_at, expires_at, family_expires_at, access_jti, access_expires_at) "
+                f"VALUES ('{'a' * 64}', 'f', 1, 'web', 'read', 1, 2, 3, 'j', 4)"
+            )
+        await upgrade(db)
+        assert await current_revision(db) == "0003"
+        async with db.read() as session:
+            row = await Repositories(session).refresh_tokens.get_by_hash("a" * 64)
+        assert row is not None and row.access_jti == "j" and row.access_scope is None
+        assert await differences(db, Base.metadata) == []
+        await run_alembic(db, "downgrade", "0002")
+        assert await current_revision(db) == "0002"
 
 
 def test_upgrade_sync_for_the_cli(tmp_path: Path) -> None:
@@ -223,6 +252,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (MIGRATIONS / "env.py").is_file()
     assert (MIGRATIONS / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS / "versions" / "0002_login_failures_instants.py").is_file()
+    assert (MIGRATIONS / "versions" / "0003_refresh_access_scope.py").is_file()
     assert make_config().get_main_option("script_location") == str(MIGRATIONS)
 
 

@@ -175,6 +175,8 @@ class RefreshTokenRow(Base):
     # The access token issued with this refresh token: revoking the family denylists it.
     access_jti: Mapped[str | None] = mapped_column(String(MAX_NAME))
     access_expires_at: Mapped[int | None] = mapped_column(Time)
+    # That access token's scope: a repeat in the grace window signs it again as it was.
+    access_scope: Mapped[str | None] = mapped_column(Text)
 
 
 class RevokedTokenRow(Base):

@@ -74,6 +74,7 @@ class RefreshToken:
     revoked_at: int | None
     access_jti: str | None
     access_expires_at: int | None
+    access_scope: str | None = None  # None: written before revision 0003
 
     def expired(self, now: int) -> bool:
         return now >= min(self.expires_at, self.family_expires_at)
@@ -108,6 +109,7 @@ class RefreshTokenRepository:
         family_expires_at: int,
         access_jti: str | None = None,
         access_expires_at: int | None = None,
+        access_scope: str | None = None,
     ) -> RefreshToken:
         for name, value in (
             ("issued_at", issued_at),
@@ -120,6 +122,10 @@ class RefreshTokenRepository:
             raise ValueError("access_jti and access_expires_at go together")
         if type(scope) is not str:
             raise TypeError("scope must be a str")
+        if access_scope is not None and type(access_scope) is not str:
+            raise TypeError("access_scope must be a str")
+        if access_scope is not None and access_jti is None:
+            raise ValueError("access_scope goes with access_jti")
         values: dict[str, Any] = {
             "token_hash": _check_hash(token_hash),
             "family_id": check_name("family_id", family_id),
@@ -132,6 +138,7 @@ class RefreshTokenRepository:
             "family_expires_at": family_expires_at,
             "access_jti": None if access_jti is None else check_name("access_jti", access_jti),
             "access_expires_at": access_expires_at,
+            "access_scope": access_scope,
         }
         try:
             result = await self.session.execute(_INSERT, values)

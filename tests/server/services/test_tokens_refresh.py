@@ -95,6 +95,22 @@ async def test_the_grace_window_returns_the_identical_pair(rsa_env: Env) -> None
     assert env.verify(third)["client_id"] == "web"
 
 
+async def test_a_repeat_carries_the_scope_of_the_first_answer(rsa_env: Env) -> None:
+    # One jti, one token: a twin gets the first answer's scope, and one that asks for
+    # another scope is not a twin (refused, nothing revoked).
+    env = rsa_env
+    first, client = await login(env)
+    second = await env.tokens.refresh_grant(client, refresh_of(first), "read")
+    assert env.verify(second)["scope"] == "read"
+    again = await env.tokens.refresh_grant(client, refresh_of(first), None)
+    assert again.access_token == second.access_token and again.scope == "read"
+    assert (await env.tokens.refresh_grant(client, refresh_of(first), "read")).scope == "read"
+    with pytest.raises(InvalidGrant):
+        await env.tokens.refresh_grant(client, refresh_of(first), "read write")
+    assert await env.audit(AuditEvent.REFRESH_REUSE_DETECTED) == []
+    assert env.verify(await env.tokens.refresh_grant(client, refresh_of(second), None))
+
+
 async def test_concurrent_refreshes_with_one_token_rotate_once(rsa_env: Env) -> None:
     env = rsa_env
     first, client = await login(env)

@@ -234,6 +234,7 @@ class TokenService(RevocationMixin):
                 family_expires_at=now + self.settings.refresh_token_absolute_lifetime,
                 access_jti=grant.jti,
                 access_expires_at=grant.exp,
+                access_scope=" ".join(grant.scope),
             )
         detail = {"client_id": client.client_id, "rehashed": new_hash is not None}
         await repos.audit.record(
@@ -345,6 +346,7 @@ class TokenService(RevocationMixin):
                 family_expires_at=row.family_expires_at,
                 access_jti=grant.jti,
                 access_expires_at=grant.exp,
+                access_scope=" ".join(grant.scope),
             )
             if not await repos.refresh_tokens.mark_used(row.id, now, new.id):
                 raise _LostRace()  # rolls the successor back
@@ -375,7 +377,14 @@ class TokenService(RevocationMixin):
             # concurrent twin we can serve, so it counts as reuse.
             return None
         user = await self._active_user(repos, row)
-        granted = self._narrow(row, client, requested)
+        if new.access_scope is None:  # a row from before revision 0003
+            granted = self._narrow(row, client, requested)
+        else:
+            # The scope the first answer carried: the same jti must never name two
+            # different tokens. A twin that asks for another scope is not a twin.
+            granted = tuple(scope_tokens(new.access_scope))
+            if requested is not None and set(requested) != set(granted):
+                raise InvalidGrant()
         subject = str(user.id)
         grant = AccessGrant(
             subject, client, granted, new.issued_at, new.access_expires_at, new.access_jti, user
