@@ -144,8 +144,12 @@ def test_clients_add_prints_the_secret_once_and_list_never_shows_it(cli: Cli) ->
         "--lifetime", "10m",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "no --audience" not in result.stderr
     secret = result.stdout.strip()
     assert len(secret) >= 43 and "\n" not in secret  # 256 bits, alone on stdout
+    # A resource server that only reads the feed needs no audience, and is told so.
+    feed = cli.run("clients", "add", "feed-reader", "--grant", "client_credentials")
+    assert feed.returncode == 0 and "no --audience" in feed.stderr
     (stored,) = db_rows(cli, "SELECT secret_hash FROM clients WHERE client_id = 'web'")
     assert stored[0] == "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
     table = cli.ok("clients", "list")

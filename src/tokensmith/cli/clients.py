@@ -49,7 +49,10 @@ def clients() -> None:
 )
 @click.option("--scope", "scopes", multiple=True, help="An allowed scope (repeat for several).")
 @click.option(
-    "--audience", "audiences", multiple=True, help="An `aud` of its tokens (repeat for several)."
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="An `aud` of its tokens (repeat for several; none: it authenticates, gets no token).",
 )
 @click.option("--public", is_flag=True, help="A public client: no secret (no client_credentials).")
 @click.option(
@@ -93,6 +96,12 @@ def add(
     created = run_async(go)
     client = created.client
     click.echo(f"created client {client.client_id}", err=True)
+    if not client.audiences:
+        click.echo(
+            "no --audience: it can authenticate (introspection, the revocation feed) "
+            "but is never issued a token",
+            err=True,
+        )
     if created.secret is None:
         click.echo("public client: no secret", err=True)
     else:

@@ -232,6 +232,8 @@ async def test_audiences(env: Env) -> None:
         "https://a.test",
         "https://b.test",
     ]
+    # Without an audience a client authenticates (a resource server reading the
+    # revocation feed) but is never issued a token: RFC 9068 tokens name one.
     none = (await env.add_client("none", audiences=())).client
     with pytest.raises(UnauthorizedClient):
         await env.tokens.password_grant(none, "alice", PASSWORD, None, ADDRESS)
