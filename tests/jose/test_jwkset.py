@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -251,3 +252,93 @@ def test_encryption_keys_in_a_set_never_verify(es_a: JWK) -> None:
 
 def b64url_decode_header(token: str) -> bytes:
     return b64url_decode(token.split(".")[0].encode())
+
+
+# -- hostile documents ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"kty": "EC", "crv": [1], "x": "a", "y": "b"},
+        {"kty": "EC", "crv": {"P-256": 1}},
+        {"kty": "OKP", "crv": None, "x": "a"},
+        {"kty": ["RSA"]},
+        {"kty": {"RSA": 1}},
+        {"kty": 1},
+        {"kty": "RSA", "n": ["a"], "e": "AQAB"},
+    ],
+)
+def test_members_of_the_wrong_type_fail_the_set_not_the_caller(
+    es_a: JWK, member: dict[str, object]
+) -> None:
+    for public_only in (False, True):
+        with pytest.raises(InvalidKeySet):
+            JWKSet.from_dict({"keys": [es_a.public().to_dict(), member]}, public_only=public_only)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("kid", ["a"]),
+        ("kid", {"a": 1}),
+        ("alg", ["ES256"]),
+        ("use", {"sig": 1}),
+        ("use", 1),
+        ("key_ops", "verify"),
+        ("key_ops", [["verify"]]),
+        ("key_ops", {"verify": 1}),
+    ],
+)
+def test_optional_members_of_the_wrong_type_fail_the_set(
+    es_a: JWK, name: str, value: object
+) -> None:
+    with pytest.raises(InvalidKeySet):
+        JWKSet.from_dict({"keys": [dict(es_a.public().to_dict(), **{name: value})]})
+
+
+def test_public_only_drops_private_members_and_secrets(
+    es_a: JWK, private_keys: dict[str, JWK]
+) -> None:
+    rsa_key = JWK(private_keys["RS256"].crypto_key(), kid="r")
+    secret = JWK.from_secret(bytes(range(32)), kid="s")
+    document = {
+        "keys": [
+            es_a.to_dict(private=True),
+            rsa_key.to_dict(private=True),
+            secret.to_dict(private=True),
+            JWK.generate("EdDSA", kid="pub").public().to_dict(),
+        ]
+    }
+    keys = JWKSet.from_dict(document, public_only=True)
+    assert [key.kid for key in keys] == ["a", "r", "pub"]
+    assert not any(key.is_private for key in keys)
+    assert keys.dropped_private == ("a", "r", "s")
+    assert keys["a"].thumbprint() == es_a.thumbprint()
+    # Without public_only the same document is refused (a secret beside public keys).
+    with pytest.raises(InvalidKeySet):
+        JWKSet.from_dict(document)
+    assert JWKSet.from_dict({"keys": [es_a.public().to_dict()]}).dropped_private == ()
+    # A secret is left out unread, whatever its members hold.
+    assert len(JWKSet.from_dict({"keys": [{"kty": "oct", "k": 5}]}, public_only=True)) == 0
+    with pytest.raises(InvalidKeySet):
+        JWKSet.from_dict({"keys": [{"kty": "oct", "k": 5}]})
+
+
+def test_public_only_never_recovers_rsa_primes() -> None:
+    """An RSA JWK with a prime n and a matching d but no CRT members: prime recovery
+    from it spins for many CPU-seconds. Parsed public-only, it costs nothing."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    prime = rsa.generate_private_key(public_exponent=65537, key_size=4096).private_numbers().p
+    member = {
+        "kty": "RSA",
+        "kid": "x",
+        "n": b64url_encode(prime.to_bytes(256, "big")).decode(),
+        "e": "AQAB",
+        "d": b64url_encode(pow(65537, -1, prime - 1).to_bytes(256, "big")).decode(),
+    }
+    started = time.process_time()
+    keys = JWKSet.from_json(json.dumps({"keys": [member]}), public_only=True)
+    assert time.process_time() - started < 0.5
+    assert keys.dropped_private == ("x",) and not keys["x"].is_private

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ import pytest
 
 from tokensmith.clock import FixedClock
 from tokensmith.jose import JWK, JWKSet, encode_jwt
+
+from .hostile import HostileServer
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://api.example.test"
@@ -174,3 +176,10 @@ class FakeIssuer:
 @pytest.fixture
 def fake(es_key: JWK) -> FakeIssuer:
     return FakeIssuer(keys=[es_key])
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A real server on 127.0.0.1 for answers MockTransport cannot fake."""
+    with HostileServer().running() as server:
+        yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokensmith.verify import Denylist
+from tokensmith.verify.denylist import DenylistFull
 
 T = 1_000_000
 
@@ -83,3 +84,36 @@ def test_not_before_times_drop_out_after_the_retention() -> None:
 def test_bad_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Denylist(**settings)
+
+
+def test_a_full_denylist_refuses_new_entries_and_evicts_none() -> None:
+    denylist = Denylist(max_entries=2)
+    denylist.revoke("a", T + 10)
+    denylist.set_not_before("42", T)
+    assert denylist.room() == 0
+    with pytest.raises(DenylistFull):
+        denylist.revoke("b", T + 10)
+    with pytest.raises(DenylistFull):
+        denylist.set_not_before("43", T)
+    denylist.revoke("a", T + 20)  # known entries may still move later
+    denylist.set_not_before("42", T + 5)
+    assert denylist.revoked == {"a": T + 20} and denylist.not_before == {"42": T + 5}
+    denylist.prune(T + 21)
+    denylist.revoke("b", T + 30)
+    assert "b" in denylist.revoked
+
+
+def test_the_expiry_heaps_stay_bounded_when_one_entry_moves_again_and_again() -> None:
+    denylist = Denylist()
+    for step in range(10_000):
+        denylist.revoke("a", T + step)
+        denylist.set_not_before("42", T + step)
+    assert len(denylist._jti_expiry) <= 1026 and len(denylist._nbf_expiry) <= 1026
+    assert denylist.prune(T + 9_999) == 1 and denylist.revoked == {}
+    assert denylist.prune(T + 9_999 + 86_400 + 300) == 1 and not denylist
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_max_entries_must_be_a_positive_integer(value: object) -> None:
+    with pytest.raises(ValueError):
+        Denylist(max_entries=value)  # type: ignore[arg-type]

@@ -59,6 +59,9 @@ def test_announced_algorithms_are_read() -> None:
         ({"issuer": ISSUER, "jwks_uri": 5}, "no jwks_uri"),
         ({"issuer": ISSUER, "jwks_uri": "http://auth.example.test/jwks"}, "https"),
         ({"issuer": ISSUER, "jwks_uri": "/jwks.json"}, "absolute"),
+        ({"issuer": ISSUER, "jwks_uri": "https://[::1/jwks"}, "not a valid URL"),
+        ({"issuer": ISSUER, "jwks_uri": "https://a.test:99999/jwks"}, "not a valid URL"),
+        ({"issuer": ISSUER, "jwks_uri": "https://a.test/jw\x00ks"}, "control characters"),
         (
             {"issuer": ISSUER, "jwks_uri": JWKS_URI, "id_token_signing_alg_values_supported": "x"},
             "not a list of strings",

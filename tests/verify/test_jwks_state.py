@@ -9,7 +9,7 @@ import pytest
 
 from tokensmith.jose import JWK, JWKSet
 from tokensmith.verify import JWKSCacheMachine, JWKSCachePolicy
-from tokensmith.verify._jwks_state import max_age_of
+from tokensmith.verify._jwks_state import max_age_of, valid_etag
 
 T0 = 1_000_000.0
 POLICY = JWKSCachePolicy(
@@ -83,10 +83,17 @@ def test_max_age_is_clamped_to_the_bounds(max_age: float | None, lifetime: float
         ({"Cache-Control": "max-age=-5"}, None),
         ({"Cache-Control": "max-age=1e9"}, None),
         ({"Cache-Control": "public"}, None),
+        # str.isdigit accepts these; float() does not. Unreadable counts as absent.
+        ({"Cache-Control": "max-age=\u00b2"}, None),
+        ({"Cache-Control": "max-age=\u0663"}, None),
+        ({"Cache-Control": "max-age=600", "Age": "\u00b2"}, 600),
+        ({"Cache-Control": "max-age=" + "9" * 400}, 2_147_483_648),
+        ({"Cache-Control": "max-age=600", "Age": "9" * 400}, 0),
     ],
 )
 def test_max_age_of_a_response(values: dict[str, str], expected: float | None) -> None:
-    assert max_age_of(httpx.Headers(values)) == expected
+    # As bytes: a server may send anything, and httpx decodes it (UTF-8 here).
+    assert max_age_of(httpx.Headers({k: v.encode() for k, v in values.items()})) == expected
 
 
 # -- freshness --------------------------------------------------------------------------
@@ -161,6 +168,42 @@ def test_if_none_match_is_sent_once_a_set_and_its_tag_are_held(es_key: JWK) -> N
     assert "If-None-Match" not in machine.begin_fetch(T0)
     machine.on_response(T0, 200, headers(etag='"v1"'), body(es_key))
     assert machine.begin_fetch(T0 + 700)["If-None-Match"] == '"v1"'
+
+
+@pytest.mark.parametrize(
+    ("etag", "kept"),
+    [
+        ('"v1"', True),
+        ('W/"v1"', True),
+        ('""', True),
+        ('"' + "a" * 254 + '"', True),
+        ('"' + "a" * 255 + '"', False),
+        ('"\u00e9"', False),
+        ('"a"b"', False),
+        ("v1", False),
+        ('"v1" ', False),
+        ('w/"v1"', False),
+        ('"a\x00"', False),
+    ],
+)
+def test_only_an_etag_that_can_be_sent_back_is_kept(es_key: JWK, etag: str, kept: bool) -> None:
+    assert (valid_etag(etag) == etag) is kept
+    machine = JWKSCacheMachine(POLICY)
+    machine.begin_fetch(T0)
+    machine.on_response(T0, 200, {"cache-control": "max-age=600", "etag": etag}, body(es_key))
+    assert machine.begin_fetch(T0 + 700).get("If-None-Match") == (etag if kept else None)
+
+
+def test_a_remote_set_keeps_public_halves_and_names_the_private_ones(es_key: JWK) -> None:
+    machine = JWKSCacheMachine(POLICY)
+    machine.begin_fetch(T0)
+    document = JWKSet([es_key]).to_json(private=True).encode()
+    outcome = machine.on_response(T0, 200, headers(), document)
+    assert outcome.changed and outcome.dropped_private == ("key-1",)
+    assert machine.keys is not None and not machine.keys["key-1"].is_private
+    # The same body again is not parsed again, so it is not reported again.
+    again = machine.on_response(T0 + 700, 200, headers(), document)
+    assert not again.changed and again.dropped_private == ()
 
 
 def test_a_304_renews_freshness_and_keeps_the_same_set(es_key: JWK) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -15,9 +16,11 @@ from tokensmith.clock import FixedClock
 from tokensmith.verify import Denylist
 from tokensmith.verify._http import FetchFailed
 from tokensmith.verify.revocations import (
+    MAX_HORIZON,
     AsyncRevocationPoller,
     RevocationFeed,
     RevocationPoller,
+    RevocationState,
     parse_feed_page,
 )
 
@@ -27,7 +30,8 @@ pytestmark = pytest.mark.anyio
 
 
 def feed_for(clock: FixedClock, denylist: Denylist | None = None) -> RevocationFeed:
-    return RevocationFeed(FEED_URI, CLIENT_ID, CLIENT_SECRET, denylist or Denylist(), clock)
+    denylist = denylist if denylist is not None else Denylist()  # an empty one is falsy
+    return RevocationFeed(FEED_URI, CLIENT_ID, CLIENT_SECRET, denylist, clock)
 
 
 def poller(fake: FakeIssuer, clock: FixedClock, interval: float = 5) -> RevocationPoller:
@@ -65,6 +69,12 @@ def test_a_page_is_read() -> None:
         b'{"revoked": [{"jti": "a", "exp": "1"}], "not_before": [], "next_cursor": 1}',
         b'{"revoked": [{"jti": "a", "exp": NaN}], "not_before": [], "next_cursor": 1}',
         b'{"revoked": [], "not_before": [{"sub": "a", "nbf": true}], "next_cursor": 1}',
+        b'{"revoked": [{"jti": "a", "exp": 1e999}], "not_before": [], "next_cursor": 1}',
+        b'{"revoked": [{"jti": "", "exp": 1}], "not_before": [], "next_cursor": 1}',
+        b'{"revoked": [{"jti": "'
+        + b"a" * 257
+        + b'", "exp": 1}], "not_before": [], "next_cursor": 1}',
+        b'{"revoked": [], "not_before": [], "next_cursor": 9223372036854775808}',
     ],
 )
 def test_malformed_pages_are_refused(body: bytes) -> None:
@@ -226,3 +236,91 @@ def test_polls_from_two_threads_take_turns(fake: FakeIssuer, clock: FixedClock) 
     first.join(10)
     second.join(10)
     assert second_inside.is_set() and fake.counts["/oauth/revocations"] == 2
+
+
+# -- a hostile feed -------------------------------------------------------------------------
+
+
+HUGE = 10**400  # valid JSON; float(HUGE) and HUGE + 60.0 raise OverflowError
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_out_of_range_times_are_clamped_and_the_poll_goes_on(
+    fake: FakeIssuer, clock: FixedClock, kind: str
+) -> None:
+    fake.feed = [
+        (1, "revoked", {"jti": "huge", "exp": HUGE}),
+        (2, "revoked", {"jti": "far", "exp": 1e300}),
+        (3, "revoked", {"jti": "negative", "exp": -HUGE}),
+        (4, "not_before", {"sub": "7", "nbf": HUGE}),
+        (5, "revoked", {"jti": "victim", "exp": NOW + 900}),
+    ]
+    denylist = Denylist(leeway=60.0)  # a float leeway made HUGE + leeway overflow
+    feed = feed_for(clock, denylist)
+    if kind == "sync":
+        state = RevocationPoller(feed, httpx.Client(transport=fake.transport()), 5).poll_once()
+    else:
+
+        async def poll() -> RevocationState:
+            async with httpx.AsyncClient(transport=fake.async_transport()) as http:
+                return await AsyncRevocationPoller(feed, http, 5).poll_once()
+
+        state = asyncio.run(poll())
+    assert state.last_error is None and state.cursor == 5
+    latest = NOW + MAX_HORIZON + 60.0
+    assert denylist.revoked["huge"] == latest and denylist.revoked["far"] == latest
+    assert denylist.revoked["victim"] == NOW + 900 + 60.0
+    assert denylist.not_before["7"] == NOW + MAX_HORIZON
+    assert all(type(t) is float for t in denylist.revoked.values())
+    assert denylist.revoked["negative"] == 60.0  # clamped to 0: gone at the next prune
+
+
+def test_a_malformed_page_is_a_failed_poll_logged_once_without_traceback(
+    fake: FakeIssuer, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.feed = [(1, "revoked", {"jti": "a", "exp": True})]
+    caplog.set_level(logging.WARNING, "tokensmith.verify")
+    p = poller(fake, clock)
+    for _ in range(3):
+        state = p.poll_once()
+    assert state.last_error is not None and "malformed" in state.last_error and state.cursor == 0
+    assert len(caplog.records) == 1 and caplog.records[0].exc_info is None
+
+
+def test_a_full_denylist_refuses_new_pages_loudly_and_takes_them_once_there_is_room(
+    fake: FakeIssuer, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    denylist = Denylist(max_entries=2500)
+    # A hostile feed: far-future entries, a cursor that always advances.
+    fake.feed = [(seq, "revoked", {"jti": f"j{seq}", "exp": 1e300}) for seq in range(1, 3001)]
+    p = RevocationPoller(feed_for(clock, denylist), httpx.Client(transport=fake.transport()), 5)
+    caplog.set_level(logging.WARNING, "tokensmith.verify")
+    state = p.poll_once()
+    assert len(denylist) == 2000 and state.cursor == 2000  # the third page did not fit
+    assert state.last_error is not None and "denylist is full" in state.last_error
+    assert p.poll_once().cursor == 2000 and len(denylist) == 2000  # nothing evicted
+    assert len(caplog.records) == 1
+    # Once entries expire (clamped to the horizon), the waiting page goes in.
+    clock.advance(MAX_HORIZON + 1)
+    state = p.poll_once()
+    assert state.last_error is None and state.cursor == 3000 and len(denylist) == 1000
+
+
+def test_the_poller_thread_survives_a_hostile_feed(
+    fake: FakeIssuer, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.feed = [
+        (1, "revoked", {"jti": "evil", "exp": HUGE}),
+        (2, "revoked", {"jti": "v", "exp": NOW}),
+    ]
+    p = poller(fake, clock, interval=0.01)
+    p.feed.denylist = Denylist(leeway=60.0)
+    p.start()
+    try:
+        deadline = time.monotonic() + 5
+        while p.feed.state.cursor != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        p.stop()
+    assert p.feed.state.cursor == 2 and "v" in p.feed.denylist.revoked
+    assert not [r for r in caplog.records if r.exc_info is not None]

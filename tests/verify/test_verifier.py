@@ -505,3 +505,11 @@ def test_a_remote_verifier_needs_an_issuer_url() -> None:
         Verifier(config(issuer="http://auth.example.test"))
     with pytest.raises(TypeError):
         Verifier({"issuer": ISSUER})  # type: ignore[arg-type]
+
+
+def test_offline_constructors_keep_only_public_halves(clock: FixedClock, rsa_key: JWK) -> None:
+    from_pem = Verifier.from_pem(rsa_key.to_pem(private=True), config(), clock=clock)
+    assert isinstance(from_pem.keys, JWK) and not from_pem.keys.is_private
+    private_json = JWKSet([rsa_key]).to_json(private=True)
+    from_jwks = Verifier.from_jwks(private_json, config(), clock=clock)
+    assert from_jwks.keys is not None and not any(key.is_private for key in from_jwks.keys)

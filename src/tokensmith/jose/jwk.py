@@ -201,13 +201,14 @@ class JWK:
         """Import a JWK (public or private) given as a mapping; hostile input is fine."""
         if not isinstance(members, Mapping):
             raise InvalidKey("a JWK must be a JSON object")
-        key = parse_jwk_members(members)
+        # The cheap type checks first: a malformed member costs no key parsing.
         for name in _OPTIONAL_STRINGS:
             if name in members and type(members[name]) is not str:
                 raise InvalidKey(f"JWK member '{name}' is not a string")
         key_ops = members.get("key_ops")
         if key_ops is not None and type(key_ops) is not list:
             raise InvalidKey("JWK member 'key_ops' is not a list of strings")
+        key = parse_jwk_members(members)
         return cls(
             key,
             kid=members.get("kid"),

@@ -15,16 +15,18 @@ from tokensmith.errors import AmbiguousKey, InvalidKey, InvalidKeySet, KeyNotFou
 
 from .jwk import JWK
 
-__all__ = ["MAX_KEYS", "JWKSet"]
+__all__ = ["MAX_KEYS", "PRIVATE_MEMBERS", "JWKSet"]
 
 # A published set is small; this bounds what a hostile document can cost.
 MAX_KEYS = 100
+#: The members that make a JWK private (RFC 7518 6.2.2, 6.3.2, RFC 8037 2).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 
 
 class JWKSet:
     """An immutable set of keys with unique kids."""
 
-    __slots__ = ("_by_alg", "_by_kid", "_keys")
+    __slots__ = ("_by_alg", "_by_kid", "_dropped_private", "_keys")
 
     def __init__(self, keys: Iterable[JWK]) -> None:
         self._keys: tuple[JWK, ...] = tuple(keys)
@@ -48,10 +50,17 @@ class JWKSet:
             for alg in key.algorithms:
                 by_alg.setdefault(alg, []).append(key)
         self._by_alg = {alg: tuple(keys) for alg, keys in by_alg.items()}
+        self._dropped_private: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> JWKSet:
-        """Import ``{"keys": [...]}``. Keys of types the core does not support are skipped."""
+    def from_dict(cls, document: Mapping[str, Any], *, public_only: bool = False) -> JWKSet:
+        """Import ``{"keys": [...]}``. Keys of types the core does not support are skipped.
+
+        ``public_only`` is for a set fetched from elsewhere: private members are removed
+        before parsing (so a hostile ``d`` without CRT members cannot cost seconds of
+        prime recovery, and no private key is ever held) and HMAC secrets are left out.
+        ``dropped_private`` then names the keys that carried private material.
+        """
         if not isinstance(document, Mapping):
             raise InvalidKeySet("a JWK Set must be a JSON object")
         members = document.get("keys")
@@ -60,26 +69,47 @@ class JWKSet:
         if len(members) > MAX_KEYS:
             raise InvalidKeySet(f"a key set may hold at most {MAX_KEYS} keys")
         keys = []
+        dropped: list[str] = []
         for member in members:
             if not isinstance(member, Mapping):
                 raise InvalidKeySet("every key in a JWK Set must be an object")
             if not _supported(member):
                 continue
+            stripped = False
+            if public_only:
+                if member["kty"] == "oct":
+                    dropped.append(_kid_of(member))
+                    continue
+                if not PRIVATE_MEMBERS.isdisjoint(member):
+                    member = {n: v for n, v in member.items() if n not in PRIVATE_MEMBERS}
+                    stripped = True
             try:
-                keys.append(JWK.from_dict(member))
+                key = JWK.from_dict(member)
             except InvalidKey as exc:
                 raise InvalidKeySet(f"key {_describe(member)}: {exc.message}") from None
-        return cls(keys)
+            keys.append(key)
+            if stripped:
+                dropped.append(key.kid)
+        result = cls(keys)
+        result._dropped_private = tuple(dropped)
+        return result
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> JWKSet:
+    def from_json(cls, text: str | bytes, *, public_only: bool = False) -> JWKSet:
+        """``from_dict`` of JSON text (strict: no duplicates, no NaN, bounded nesting)."""
         from ._json import JSONError, loads_object
 
         data = text.encode("utf-8") if isinstance(text, str) else text
         try:
-            return cls.from_dict(loads_object(data))
+            document = loads_object(data)
         except JSONError as exc:
             raise InvalidKeySet(f"JWK Set is not a JSON object: {exc}") from None
+        return cls.from_dict(document, public_only=public_only)
+
+    @property
+    def dropped_private(self) -> tuple[str, ...]:
+        """The kids whose private members (or HMAC secret) a ``public_only`` import left out."""
+        return self._dropped_private
 
     def to_dict(self, *, private: bool = False) -> dict[str, Any]:
         """``{"keys": [...]}``; without ``private`` HMAC secrets are left out, never published."""
@@ -129,13 +159,32 @@ _SUPPORTED_CURVES = {"EC": {"P-256", "P-384", "P-521"}, "OKP": {"Ed25519"}}
 
 
 def _supported(member: Mapping[str, Any]) -> bool:
-    kty = member.get("kty")
+    """Whether the core parses this member; a kty or crv that is not a string is malformed.
+
+    Unknown names are skipped (RFC 7517 5), but a list or an object where a name
+    belongs would otherwise reach a set lookup and raise ``TypeError``.
+    """
+    if "kty" not in member:
+        return False
+    kty = member["kty"]
+    if type(kty) is not str:
+        raise InvalidKeySet(f"key {_describe(member)}: 'kty' is not a string")
     if kty in ("RSA", "oct"):
         return True
-    curves = _SUPPORTED_CURVES.get(kty) if type(kty) is str else None
-    return curves is not None and member.get("crv") in curves
+    curves = _SUPPORTED_CURVES.get(kty)
+    if curves is None:
+        return False
+    crv = member.get("crv")
+    if type(crv) is not str:
+        raise InvalidKeySet(f"key {_describe(member)}: 'crv' is not a string")
+    return crv in curves
 
 
 def _describe(member: Mapping[str, Any]) -> str:
     kid = member.get("kid")
     return repr(kid[:64]) if type(kid) is str else "without kid"
+
+
+def _kid_of(member: Mapping[str, Any]) -> str:
+    kid = member.get("kid")
+    return kid[:64] if type(kid) is str else "(no kid)"

@@ -5,10 +5,17 @@ issuer's keys cannot be moved to another host by one response), refuses compress
 bodies (a small gzip body can inflate to gigabytes before a size check sees it) and
 stops reading past a size limit. Failures become ``FetchFailed`` with a short reason
 that names the problem, never the body.
+
+The deadline covers the whole request (connect, headers, body): the async side runs
+it under ``asyncio.timeout``, the sync side bounds every socket operation by the
+time left (``_deadline``). Whatever the transport raises for a URL or the network
+(httpx errors, ``OSError``, ``ValueError``, anyio's exception groups) is a failed
+fetch too; cancellation and other ``BaseException`` pass through untouched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -16,6 +23,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+
+from ._deadline import deadline, enforce_deadlines
 
 __all__ = ["FetchFailed", "Fetched", "check_url", "get_limited", "get_limited_async"]
 
@@ -58,18 +67,41 @@ def check_url(url: str, *, what: str, allow_insecure_http: bool) -> str | None:
     """
     if type(url) is not str or not url:
         return f"{what} must be a non-empty URL"
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    # Control characters and spaces are never valid in a URL; httpx would raise
+    # InvalidURL on them at request time.
+    if any(char <= " " or char == "\x7f" for char in url):
+        return f"{what} must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        hostname, _ = parts.hostname, parts.port  # both parse lazily and raise ValueError
+    except ValueError:
+        return f"{what} is not a valid URL"
+    if parts.scheme not in ("https", "http") or not hostname:
         return f"{what} must be an absolute http(s) URL"
     if parts.username is not None or parts.password is not None:
         return f"{what} must not carry credentials"
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
         return f"{what} must use https (http is accepted only on loopback or when allowed)"
     return None
 
 
-def _reason(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
+#: What a transport may raise for a bad URL or a failed network exchange.
+#: ``ExceptionGroup`` holds only ``Exception``s (a group with a cancellation in it is
+#: a ``BaseExceptionGroup`` and is not caught): anyio's connect raises one.
+_TRANSPORT_ERRORS = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    ValueError,
+    OSError,
+    ExceptionGroup,
+)
+
+
+def _reason(exc: Exception) -> str:
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return "timed out"
     return f"request failed ({type(exc).__name__})"
 
@@ -79,7 +111,7 @@ def _check_head(response: httpx.Response, max_bytes: int) -> None:
     if encoding not in ("", "identity"):
         raise FetchFailed("compressed response refused")
     length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_bytes:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > max_bytes:
         raise FetchFailed(f"response larger than {max_bytes} bytes")
 
 
@@ -124,27 +156,31 @@ def get_limited(
     auth: httpx.Auth | None = None,
 ) -> Fetched:
     """GET ``url``; the body is read only for a 200. Raises ``FetchFailed``."""
-    deadline = time.monotonic() + timeout
+    end = time.monotonic() + timeout
+    enforce_deadlines(client)
     try:
-        with client.stream(
-            "GET",
-            url,
-            headers=_headers(headers),
-            params=params,
-            auth=auth,
-            timeout=timeout,
-            follow_redirects=False,
-        ) as response:
+        with (
+            deadline(end),
+            client.stream(
+                "GET",
+                url,
+                headers=_headers(headers),
+                params=params,
+                auth=auth,
+                timeout=timeout,
+                follow_redirects=False,
+            ) as response,
+        ):
             if response.status_code != 200:
                 return Fetched(response.status_code, response.headers, b"")
             _check_head(response, max_bytes)
-            body = _Body(max_bytes, deadline)
+            body = _Body(max_bytes, end)
             # No content-encoding (checked above): these are the bytes as sent.
             chunks: Iterator[bytes] = response.iter_bytes()
             for chunk in chunks:
                 body.add(chunk)
             return Fetched(200, response.headers, body.bytes())
-    except httpx.HTTPError as exc:
+    except _TRANSPORT_ERRORS as exc:
         raise FetchFailed(_reason(exc)) from None
 
 
@@ -159,24 +195,28 @@ async def get_limited_async(
     auth: httpx.Auth | None = None,
 ) -> Fetched:
     """The async twin of ``get_limited``."""
-    deadline = time.monotonic() + timeout
+    end = time.monotonic() + timeout
     try:
-        async with client.stream(
-            "GET",
-            url,
-            headers=_headers(headers),
-            params=params,
-            auth=auth,
-            timeout=timeout,
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                return Fetched(response.status_code, response.headers, b"")
-            _check_head(response, max_bytes)
-            body = _Body(max_bytes, deadline)
-            chunks: AsyncIterator[bytes] = response.aiter_bytes()
-            async for chunk in chunks:
-                body.add(chunk)
-            return Fetched(200, response.headers, body.bytes())
-    except httpx.HTTPError as exc:
+        # The timeout scope cancels the request wherever it waits (connect, a
+        # dripped header, the body) and turns only its own cancellation into
+        # TimeoutError; a cancellation from outside propagates as it came.
+        async with asyncio.timeout(timeout):
+            async with client.stream(
+                "GET",
+                url,
+                headers=_headers(headers),
+                params=params,
+                auth=auth,
+                timeout=timeout,
+                follow_redirects=False,
+            ) as response:
+                if response.status_code != 200:
+                    return Fetched(response.status_code, response.headers, b"")
+                _check_head(response, max_bytes)
+                body = _Body(max_bytes, end)
+                chunks: AsyncIterator[bytes] = response.aiter_bytes()
+                async for chunk in chunks:
+                    body.add(chunk)
+                return Fetched(200, response.headers, body.bytes())
+    except _TRANSPORT_ERRORS as exc:
         raise FetchFailed(_reason(exc)) from None

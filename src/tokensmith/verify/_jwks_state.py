@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tokensmith.errors import InvalidKeySet
 from tokensmith.jose import JWKSet
 
-__all__ = ["FetchOutcome", "JWKSCacheMachine", "JWKSCachePolicy", "JWKSCacheState", "max_age_of"]
+__all__ = [
+    "FetchOutcome",
+    "JWKSCacheMachine",
+    "JWKSCachePolicy",
+    "JWKSCacheState",
+    "max_age_of",
+    "valid_etag",
+]
 
 _ACCEPT = "application/jwk-set+json, application/json"
 
@@ -76,11 +84,29 @@ class JWKSCachePolicy:
         return min(max(seconds, self.min_refresh), self.max_refresh)
 
 
+#: RFC 9111 1.2.2: a larger delta-seconds is read as this value.
+_MAX_DELTA_SECONDS = 2_147_483_648
+_MAX_DELTA_DIGITS = len(str(_MAX_DELTA_SECONDS))
+
+
+def _delta_seconds(text: str) -> float | None:
+    """RFC 9111 delta-seconds, or None when unreadable.
+
+    ``str.isdigit`` alone accepts "²" and other Unicode digits that ``float`` refuses;
+    only ASCII digits count. The length is looked at before any conversion.
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > _MAX_DELTA_DIGITS:
+        return float(_MAX_DELTA_SECONDS)
+    return float(min(int(text), _MAX_DELTA_SECONDS))
+
+
 def max_age_of(headers: Mapping[str, str]) -> float | None:
     """The freshness a response grants (RFC 9111 5.2.2.1 and 4.2.3), None if it says nothing.
 
     ``no-store``/``no-cache`` grant none; ``Age`` (time already spent in a shared
-    cache) is subtracted. An unreadable max-age counts as absent.
+    cache) is subtracted. An unreadable max-age or Age counts as absent.
     """
     value = headers.get("cache-control")
     if value is None:
@@ -92,13 +118,26 @@ def max_age_of(headers: Mapping[str, str]) -> float | None:
         if name in ("no-store", "no-cache"):
             return 0.0
         if name == "max-age":
-            argument = argument.strip().strip('"')
-            if argument.isdigit():
-                max_age = float(argument)
+            seconds = _delta_seconds(argument.strip().strip('"'))
+            if seconds is not None:
+                max_age = seconds
     if max_age is None:
         return None
-    age = headers.get("age", "").strip()
-    return max(0.0, max_age - float(age)) if age.isdigit() else max_age
+    age = _delta_seconds(headers.get("age", "").strip())
+    return max(0.0, max_age - age) if age is not None else max_age
+
+
+#: RFC 9110 8.8.3 entity-tag, restricted to ASCII (obs-text could not be sent back
+#: in If-None-Match: httpx encodes request headers as ASCII).
+_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
+_MAX_ETAG_LENGTH = 256
+
+
+def valid_etag(value: str | None) -> str | None:
+    """``value`` if it is an entity-tag this cache can send back, else None."""
+    if value is None or len(value) > _MAX_ETAG_LENGTH or _ETAG.fullmatch(value) is None:
+        return None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +173,8 @@ class FetchOutcome:
     first_failure: bool = False
     #: This success ends an outage.
     recovered: bool = False
+    #: Kids of keys the new set published with private members (dropped): log once.
+    dropped_private: tuple[str, ...] = ()
 
 
 class JWKSCacheMachine:
@@ -230,17 +271,23 @@ class JWKSCacheMachine:
         if self.keys is not None and digest == self._digest:
             return self._confirmed(now, headers, self.keys, changed=False)
         try:
-            keys = JWKSet.from_json(body)
+            # Public halves only: a verifier never needs a private key, and parsing
+            # one (prime recovery from ``d``) costs seconds a hostile server chooses.
+            keys = JWKSet.from_json(body, public_only=True)
         except InvalidKeySet as exc:
             return self.on_failure(now, f"not a valid JWK Set: {exc.message}")
         self._digest = digest
-        return self._confirmed(now, headers, keys, changed=True)
+        outcome = self._confirmed(now, headers, keys, changed=True)
+        if keys.dropped_private:
+            return replace(outcome, dropped_private=keys.dropped_private)
+        return outcome
 
     def _confirmed(
         self, now: float, headers: Mapping[str, str], keys: JWKSet, *, changed: bool
     ) -> FetchOutcome:
         self.keys = keys
-        etag = headers.get("etag")
+        # A tag that could not be sent back would wedge every later revalidation.
+        etag = valid_etag(headers.get("etag"))
         if etag is not None:
             self._etag = etag
         elif changed:

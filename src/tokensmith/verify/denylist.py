@@ -12,11 +12,22 @@ from __future__ import annotations
 import heapq
 import math
 
-__all__ = ["DEFAULT_NOT_BEFORE_RETENTION", "Denylist"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_NOT_BEFORE_RETENTION", "Denylist", "DenylistFull"]
 
 #: The token server's longest access-token lifetime (one day) plus its largest
 #: leeway: after that, every token issued before a not-before time has expired.
 DEFAULT_NOT_BEFORE_RETENTION = 86_400 + 300
+#: Entries (jtis plus subjects) held at most: a day of revocations of a busy issuer
+#: fits many times over, and a hostile feed cannot take more than ~200 MB.
+DEFAULT_MAX_ENTRIES = 1_000_000
+
+
+class DenylistFull(Exception):
+    """A new entry was refused because the denylist holds ``max_entries`` already.
+
+    Nothing is evicted to make room: dropping a revocation would accept its token
+    again, so the caller is told and can retry once expired entries have gone.
+    """
 
 
 def _check_seconds(name: str, value: float) -> None:
@@ -27,15 +38,30 @@ def _check_seconds(name: str, value: float) -> None:
 class Denylist:
     """Revoked jtis (until their expiry) and not-before times per subject."""
 
-    __slots__ = ("_jti_expiry", "_leeway", "_nbf_expiry", "_retention", "not_before", "revoked")
+    __slots__ = (
+        "_jti_expiry",
+        "_leeway",
+        "_nbf_expiry",
+        "_retention",
+        "max_entries",
+        "not_before",
+        "revoked",
+    )
 
     def __init__(
-        self, *, leeway: float = 0, not_before_retention: float = DEFAULT_NOT_BEFORE_RETENTION
+        self,
+        *,
+        leeway: float = 0,
+        not_before_retention: float = DEFAULT_NOT_BEFORE_RETENTION,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         _check_seconds("leeway", leeway)
         _check_seconds("not_before_retention", not_before_retention)
+        if type(max_entries) is not int or max_entries < 1:
+            raise ValueError("max_entries must be a positive integer")
         self._leeway = leeway
         self._retention = not_before_retention
+        self.max_entries = max_entries
         #: jti -> the time its entry may be dropped (the token's exp plus the leeway).
         self.revoked: dict[str, float] = {}
         #: subject -> tokens with an iat before this time are refused.
@@ -45,20 +71,46 @@ class Denylist:
         self._jti_expiry: list[tuple[float, str]] = []
         self._nbf_expiry: list[tuple[float, str, float]] = []
 
+    def room(self) -> int:
+        """How many new entries fit before ``max_entries``."""
+        return self.max_entries - len(self)
+
     def revoke(self, jti: str, exp: float) -> None:
-        """Refuse the token ``jti`` until it has expired (``exp`` from the feed)."""
+        """Refuse the token ``jti`` until it has expired (``exp`` from the feed, finite).
+
+        Raises ``DenylistFull`` for a new jti when the list is full.
+        """
         until = exp + self._leeway
-        if self.revoked.get(jti, -math.inf) >= until:
+        current = self.revoked.get(jti)
+        if current is not None and current >= until:
             return
+        if current is None and self.room() <= 0:
+            raise DenylistFull(f"the denylist holds its maximum of {self.max_entries} entries")
         self.revoked[jti] = until
-        heapq.heappush(self._jti_expiry, (until, jti))
+        heap = self._jti_expiry
+        heapq.heappush(heap, (until, jti))
+        # Each later exp for a known jti leaves an outdated heap entry behind; a feed
+        # repeating one jti must not grow the heap without bound.
+        if len(heap) > 2 * len(self.revoked) + 1024:
+            self._jti_expiry = [(t, j) for j, t in self.revoked.items()]
+            heapq.heapify(self._jti_expiry)
 
     def set_not_before(self, subject: str, nbf: float) -> None:
-        """Refuse ``subject``'s tokens issued before ``nbf`` (a later time replaces an earlier)."""
-        if self.not_before.get(subject, -math.inf) >= nbf:
+        """Refuse ``subject``'s tokens issued before ``nbf`` (a later time replaces an earlier).
+
+        Raises ``DenylistFull`` for a new subject when the list is full.
+        """
+        current = self.not_before.get(subject)
+        if current is not None and current >= nbf:
             return
+        if current is None and self.room() <= 0:
+            raise DenylistFull(f"the denylist holds its maximum of {self.max_entries} entries")
         self.not_before[subject] = nbf
-        heapq.heappush(self._nbf_expiry, (nbf + self._retention, subject, nbf))
+        heap = self._nbf_expiry
+        heapq.heappush(heap, (nbf + self._retention, subject, nbf))
+        if len(heap) > 2 * len(self.not_before) + 1024:
+            self._nbf_expiry = [(t + self._retention, s, t) for s, t in self.not_before.items()]
+            heapq.heapify(self._nbf_expiry)
 
     def refuses(self, jti: str | None, subject: str, iat: float | None) -> bool:
         """Whether a token with these claims is revoked.

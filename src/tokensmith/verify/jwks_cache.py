@@ -92,6 +92,14 @@ class _RemoteJWKSBase:
 
     def _report(self, outcome: FetchOutcome) -> None:
         where = self._jwks_uri or self._issuer
+        if outcome.dropped_private:
+            # Once per published set: an unchanged body is not parsed again.
+            logger.warning(
+                "key set from %s publishes private key material (kid %s); "
+                "only the public halves are used",
+                where,
+                ", ".join(repr(kid) for kid in outcome.dropped_private),
+            )
         if outcome.first_failure:
             serving = self._machine.usable_keys(self._clock.now()) is not None
             logger.warning(

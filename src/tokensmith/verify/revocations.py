@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,13 @@ PAGE_LIMIT = 1000
 MAX_PAGES_PER_POLL = 100
 #: A full page is about 100 KB; anything far larger is not the feed.
 MAX_PAGE_BYTES = 1024 * 1024
+#: A jti or subject longer than this is not one the issuer wrote; it bounds what
+#: one denylist entry can cost.
+MAX_ID_LENGTH = 256
+#: The cursor is a database sequence number.
+MAX_CURSOR = 2**63 - 1
+#: Times further ahead than this are clamped to it (see ``RevocationFeed.apply``).
+MAX_HORIZON = 10 * 366 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +65,30 @@ class FeedPage:
 
 
 def _number(value: Any) -> bool:
-    return type(value) in (int, float) and value == value and abs(value) != float("inf")
+    # Not bool (type(True) is bool); a JSON integer may have hundreds of digits, so
+    # it is compared, never converted, before being clamped.
+    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def _entries(document: dict[str, Any], name: str, key: str, time: str) -> list[tuple[str, float]]:
     items = document.get(name)
     if type(items) is not list:
         raise FetchFailed(f"feed: {name} is not a list")
-    entries = []
+    entries: list[tuple[str, float]] = []
     for item in items:
-        if type(item) is not dict or type(item.get(key)) is not str or not _number(item.get(time)):
+        if type(item) is not dict:
             raise FetchFailed(f"feed: an entry of {name} is malformed")
-        entries.append((item[key], item[time]))
+        ident: Any = item.get(key)
+        moment: Any = item.get(time)
+        if type(ident) is not str or not 0 < len(ident) <= MAX_ID_LENGTH or not _number(moment):
+            raise FetchFailed(f"feed: an entry of {name} is malformed")
+        entries.append((ident, moment))
     return entries
+
+
+def _clamp(moment: float, latest: float) -> float:
+    """``moment`` within ``[0, latest]`` as a float: a finite sum, whatever was sent."""
+    return float(min(max(moment, 0), latest))
 
 
 def parse_feed_page(body: bytes) -> FeedPage:
@@ -81,8 +100,8 @@ def parse_feed_page(body: bytes) -> FeedPage:
     if type(document) is not dict:
         raise FetchFailed("feed: the page is not a JSON object")
     cursor = document.get("next_cursor")
-    if type(cursor) is not int or cursor < 0:
-        raise FetchFailed("feed: next_cursor is not a non-negative integer")
+    if type(cursor) is not int or not 0 <= cursor <= MAX_CURSOR:
+        raise FetchFailed("feed: next_cursor is not a non-negative 64-bit integer")
     return FeedPage(
         revoked=tuple(_entries(document, "revoked", "jti", "exp")),
         not_before=tuple(_entries(document, "not_before", "sub", "nbf")),
@@ -154,10 +173,24 @@ class RevocationFeed:
         if fetched.status != 200:
             raise FetchFailed(f"HTTP {fetched.status}")
         page = parse_feed_page(fetched.body)
+        denylist = self.denylist
+        # A page is applied whole or not at all, so the cursor never skips an entry.
+        # When it does not fit, the poll fails loudly and is retried once expired
+        # entries have been pruned: evicting a revocation would accept its token.
+        new = len({jti for jti, _ in page.revoked if jti not in denylist.revoked})
+        new += len({sub for sub, _ in page.not_before if sub not in denylist.not_before})
+        if new > denylist.room():
+            raise FetchFailed(
+                f"feed: the denylist is full ({len(denylist)} of {denylist.max_entries} "
+                "entries); the page waits until entries expire"
+            )
+        # Far-future times are clamped, not refused: the revocation still holds (for
+        # ten years), and memory is bounded by the entry cap and the pruning.
+        latest = self._clock.now() + MAX_HORIZON
         for jti, exp in page.revoked:
-            self.denylist.revoke(jti, exp)
+            denylist.revoke(jti, _clamp(exp, latest))
         for subject, nbf in page.not_before:
-            self.denylist.set_not_before(subject, nbf)
+            denylist.set_not_before(subject, _clamp(nbf, latest))
         # A cursor that does not advance would ask for the same page forever.
         if page.empty or page.next_cursor <= self._cursor:
             return False
