@@ -63,8 +63,8 @@ def test_keygen_writes_four_files_with_private_ones_0600(es_keys: Path) -> None:
 def test_keygen_refuses_to_overwrite_without_force(es_keys: Path) -> None:
     before = (es_keys / "private.pem").read_bytes()
     result = run("keygen", "--alg", "ES256", "--out", str(es_keys))
-    assert result.returncode != 0
-    assert "--force" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: refusing to overwrite") and "--force" in result.stderr
     assert (es_keys / "private.pem").read_bytes() == before
     assert_no_traceback(result)
 

@@ -52,7 +52,7 @@ def keygen(alg: str, out_dir: Path, kid: str | None, rsa_bits: int, force: bool)
     out_dir.mkdir(parents=True, exist_ok=True)
     existing = [name for name, _, _ in files if (out_dir / name).exists()]
     if existing and not force:
-        raise click.ClickException(
+        raise FileExistsError(
             f"refusing to overwrite {', '.join(existing)} in {out_dir} (use --force)"
         )
     for name, data, private in files:

@@ -366,3 +366,25 @@ async def test_bad_bodies_are_invalid_request(
         _error(response, 400, "oauth_invalid_request")
         still = await server.http.get("/admin/users/root", headers=admin.headers)
         assert still.json()["roles"] == ["ADMIN"]  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/users/root/disable",
+        "/admin/users/root/revoke-tokens",
+        "/admin/clients/tokensmith-admin/disable",
+        "/admin/clients/tokensmith-admin/secret",
+    ],
+)
+async def test_an_operation_without_members_refuses_a_body_with_some(
+    tmp_path: Path, path: str
+) -> None:
+    # "Only the members the operation takes": none here, so a member is a mistake (a
+    # client that believes it sent {"reason": ...} or {"force": true} is told).
+    async with running(tmp_path) as server:
+        admin = await make_admin(server)
+        response = await server.http.post(path, json={"force": True}, headers=admin.headers)
+        _error(response, 400, "oauth_invalid_request")
+        still = await server.http.get("/admin/users/root", headers=admin.headers)
+        assert still.json()["disabled"] is False  # nothing done

@@ -77,6 +77,7 @@ async def get_client(request: Request) -> Response:
 
 async def reset_secret(request: Request) -> Response:
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     created = await context(request).clients.reset_secret(
         path_param(request, "client_id"), actor=actor
     )
@@ -85,6 +86,7 @@ async def reset_secret(request: Request) -> Response:
 
 async def _client_disabled(request: Request, disabled: bool) -> Response:
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     client = await context(request).clients.set_disabled(
         path_param(request, "client_id"), disabled, actor=actor
     )
@@ -137,6 +139,7 @@ async def rotate_keys(request: Request) -> Response:
 
 async def retire_key(request: Request) -> Response:
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     ctx = context(request)
     actions = await ctx.keyring.retire(ctx.db, path_param(request, "kid"), actor=actor)
     return await _keys_answer(request, actions)
@@ -145,6 +148,7 @@ async def retire_key(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     """Compromise: unpublished at once, tokens it signed stop verifying."""
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     ctx = context(request)
     actions = await ctx.keyring.revoke(ctx.db, path_param(request, "kid"), actor=actor)
     return await _keys_answer(request, actions)

@@ -77,6 +77,7 @@ async def set_roles(request: Request) -> Response:
 
 async def _set_disabled(request: Request, disabled: bool) -> Response:
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     user, revoked = await context(request).users.set_disabled(
         path_param(request, "username"), disabled, actor=actor
     )
@@ -103,6 +104,7 @@ async def set_password(request: Request) -> Response:
 
 async def revoke_tokens(request: Request) -> Response:
     actor = await admin(request)
+    await read_json(request)  # it takes no members: anything else is a mistake
     revoked = await context(request).users.revoke_tokens(
         path_param(request, "username"), actor=actor
     )
