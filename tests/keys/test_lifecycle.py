@@ -395,6 +395,21 @@ def test_revoking_the_current_key_hands_signing_to_a_new_key() -> None:
     assert plan(records, ["RS256"], gone_at, POLICY) == [Delete("RS256-cur")]
 
 
+def test_keep_until_holds_a_retired_key_after_its_retention() -> None:
+    # The token lifetime was lowered: tokens signed under the former one live until
+    # keep_until, and their key stays published (and undeleted) until then.
+    records = ring("RS256", next_created=NOW + 29 * DAY)
+    now = NOW + 30 * DAY
+    records = apply(records, plan(records, ["RS256"], now, POLICY), now, kid_factory())
+    assert deletion_time(by_kid(records, "RS256-cur"), POLICY) == now + POLICY.retention
+    held = RotationPolicy(keep_until=now + 2 * DAY)
+    assert deletion_time(by_kid(records, "RS256-cur"), held) == now + 2 * DAY
+    later = now + POLICY.retention
+    assert "RS256-cur" in kids(published(records, later, held))
+    assert plan(records, ["RS256"], later, held) == []
+    assert plan(records, ["RS256"], now + 2 * DAY, held) == [Delete("RS256-cur")]
+
+
 def test_revoking_the_current_key_promotes_the_published_next_key() -> None:
     records = ring("RS256", next_created=NOW + 29 * DAY)
     actions = revoke(records, "RS256-cur")
@@ -489,6 +504,8 @@ def test_policy_defaults() -> None:
         ({"max_token_lifetime": 0}, ValueError),
         ({"leeway": -1}, ValueError),
         ({"leeway": 1.5}, TypeError),
+        ({"keep_until": -1}, ValueError),
+        ({"keep_until": 1.0}, TypeError),
         ({"rotation_period": True}, TypeError),
         ({"prepublish": "86400"}, TypeError),
     ],

@@ -24,7 +24,7 @@ from tokensmith.server.app import (
 )
 from tokensmith.server.http_errors import CatchAllMiddleware, exception_handlers
 from tokensmith.server.settings import Settings
-from tokensmith.store import DatabaseUnavailable
+from tokensmith.store import DatabaseUnavailable, Repositories
 
 from .routes.conftest import CHEAP, FORM, ISSUER, START, assert_oauth_error, basic, running
 
@@ -53,6 +53,33 @@ async def test_build_services_wires_everything_and_closes(tmp_path: Path) -> Non
     # A second build reuses the same database and master key: the same key signs.
     async with build_services(_settings(tmp_path), clock=clock, password_parameters=CHEAP) as ctx:
         assert ctx.keyring.signer().kid == kid
+
+
+async def test_not_before_times_outlive_a_lowered_token_lifetime(tmp_path: Path) -> None:
+    # Tokens issued under the former, longer lifetime may still be alive: a not-before
+    # time that revoked them must stay until they have expired.
+    clock = FixedClock(START)
+    day = Settings(
+        issuer=ISSUER,
+        data_dir=tmp_path,
+        signing_algorithms=("ES256",),
+        access_token_lifetime=86_400,
+    )
+    async with build_services(day, clock=clock, password_parameters=CHEAP) as ctx:
+        async with ctx.db.transaction() as session:
+            await Repositories(session).revocations.set_not_before("42", START)
+    clock.set(START + 3600)
+    async with build_services(_settings(tmp_path), clock=clock, password_parameters=CHEAP) as ctx:
+        keep_until = ctx.keyring.policy.keep_until
+        assert keep_until == START + 3600 + 86_400 + ctx.settings.leeway
+        clock.set(keep_until - 1)
+        await prune_once(ctx)
+        async with ctx.db.read() as session:
+            assert await Repositories(session).revocations.get_not_before("42") == START
+        clock.set(keep_until)
+        await prune_once(ctx)
+        async with ctx.db.read() as session:
+            assert await Repositories(session).revocations.get_not_before("42") is None
 
 
 async def test_cancelled_pruning_finishes_the_pass_it_is_in(

@@ -117,10 +117,10 @@ def deletion_time(record: KeyRecord, policy: RotationPolicy) -> int | None:
     """When a retired or revoked key's row may go; None while the key is live."""
     if record.state is KeyState.RETIRED:
         assert record.retired_at is not None
-        return record.retired_at + policy.retention
+        return max(record.retired_at + policy.retention, policy.keep_until)
     if record.state is KeyState.REVOKED:
         assert record.revoked_at is not None
-        return record.revoked_at + policy.retention
+        return max(record.revoked_at + policy.retention, policy.keep_until)
     return None
 
 

@@ -123,9 +123,12 @@ class RotationPolicy:
     prepublish: int = DAY
     max_token_lifetime: int = 3600
     leeway: int = 60
+    #: No retired or revoked key is deleted before this time: tokens signed while a
+    #: longer ``max_token_lifetime`` was configured live until then (the store keeps it).
+    keep_until: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("rotation_period", "prepublish", "max_token_lifetime", "leeway"):
+        for name in ("rotation_period", "prepublish", "max_token_lifetime", "leeway", "keep_until"):
             if type(getattr(self, name)) is not int:
                 raise TypeError(f"{name} must be an int (seconds)")
         if self.rotation_period <= 0:
@@ -141,6 +144,8 @@ class RotationPolicy:
             raise ValueError("max_token_lifetime must be positive")
         if self.leeway < 0:
             raise ValueError("leeway must not be negative")
+        if self.keep_until < 0:
+            raise ValueError("keep_until must not be negative")
 
     @property
     def retention(self) -> int:

@@ -185,14 +185,17 @@ async def build_services(
 async def prune_once(ctx: ServerContext) -> None:
     """Delete expired rows and forget idle throttle counters."""
     settings = ctx.settings
+    now = int(ctx.clock.now())
+    policy = ctx.keyring.policy
     async with ctx.db.transaction() as session:
         await prune(
             session,
-            int(ctx.clock.now()),
+            now,
             audit_retention=settings.audit_retention,
             # No access token outlives access_token_lifetime (the token service caps
-            # per-client lifetimes at it), so older not-before times can go.
-            token_lifetime=settings.access_token_lifetime + settings.leeway,
+            # per-client lifetimes at it), so older not-before times can go; but not
+            # while tokens issued under a longer former lifetime may live.
+            token_lifetime=policy.retention if now >= policy.keep_until else None,
             leeway=settings.leeway,
             # Counters whose expiry has come; the database throttle store's own prune
             # below deletes the same rows (and the memory store's are in memory).

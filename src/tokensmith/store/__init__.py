@@ -33,6 +33,7 @@ from .refresh_tokens import AccessTokenRef, RefreshToken, RefreshTokenRepository
 from .repositories import Repositories
 from .revocations import FeedPage, NotBefore, RevocationRepository, RevokedToken
 from .signing_keys import KeyRepository, MakeKey, NewKey, StoredKey
+from .token_retention import TokenRetentionRepository
 from .users import MAX_ROLE, PROFILE_FIELDS, User, UserRepository, normalize_username
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "RevokedToken",
     "StoreError",
     "StoredKey",
+    "TokenRetentionRepository",
     "UnknownClient",
     "UnknownUser",
     "User",

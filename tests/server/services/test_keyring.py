@@ -391,6 +391,32 @@ async def test_an_algorithm_replacing_another_on_restart_signs_only_once_publish
     assert states[rs256] is KeyState.RETIRED and rs256 in jwks_kids(restarted)
 
 
+async def test_a_lowered_token_lifetime_keeps_old_keys_until_their_tokens_expire(
+    tmp_path: Path, db: Database, master: MasterKey, clock: FixedClock
+) -> None:
+    long = Settings(data_dir=tmp_path, access_token_lifetime=DAY, leeway=60)
+    ring = await fresh_ring(db, master, long, clock)
+    old = ring.signer().kid
+    token = encode_jwt({"sub": "alice"}, ring.signer(), expires_in=DAY, clock=clock)
+    clock.set(START + 3600)
+    await ring.rotate(db, "RS256", force=True)
+    assert ring.signer().kid != old
+
+    # Restarted with 15-minute tokens: retention alone would delete the old key at
+    # 3600 + 900 + 60, while the token it signed lives until 86400 (+ leeway).
+    short = Settings(data_dir=tmp_path, access_token_lifetime=900, leeway=60)
+    restarted = await KeyRing.load(db, master, short, clock)
+    assert restarted.policy.keep_until == START + 3600 + DAY + 60
+    clock.set(START + 7200)
+    await restarted.maintain(db)
+    assert old in jwks_kids(restarted)
+    assert check(restarted, token, clock)["sub"] == "alice"
+    clock.set(START + 3600 + DAY + 60)
+    await restarted.maintain(db)
+    assert old not in jwks_kids(restarted)
+    assert old not in {r.kid for r in restarted.records}
+
+
 class SlowFirstRead:
     """A database whose next read, once armed, holds its snapshot until released."""
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import anyio
@@ -61,6 +61,7 @@ from tokensmith.store import (
     KeyRepository,
     NewKey,
     Repositories,
+    TokenRetentionRepository,
 )
 
 __all__ = [
@@ -192,8 +193,18 @@ class KeyRing:
         settings: KeyRingSettings,
         clock: Clock | None = None,
     ) -> KeyRing:
-        """The ring as stored. Creates nothing: ``maintain`` gives a fresh ring its first key."""
+        """The ring as stored. Creates nothing: ``maintain`` gives a fresh ring its first key.
+
+        Notes the configured token lifetime in the database first: after it was lowered,
+        retired keys stay published until the tokens signed under the former one expire
+        (``RotationPolicy.keep_until``).
+        """
         ring = cls(master, settings, clock)
+        async with db.transaction() as session:
+            keep_until = await TokenRetentionRepository(session).record(
+                ring._policy.retention, now_seconds(ring._clock)
+            )
+        ring._policy = replace(ring._policy, keep_until=keep_until)
         await ring.reload(db)
         return ring
 
@@ -202,6 +213,11 @@ class KeyRing:
     @property
     def default_alg(self) -> str:
         return self._algs[0]
+
+    @property
+    def policy(self) -> RotationPolicy:
+        """The rotation policy in force, ``keep_until`` from the database included."""
+        return self._policy
 
     @property
     def records(self) -> tuple[KeyRecord, ...]:

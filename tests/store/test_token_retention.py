@@ -1,0 +1,40 @@
+"""The token retention last configured, and when tokens of a longer former one expire."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import NOW
+from tokensmith.store import Database, TokenRetentionRepository
+
+pytestmark = pytest.mark.anyio
+
+DAY = 86_400
+
+
+async def record(db: Database, retention: int, now: int) -> int:
+    async with db.transaction() as session:
+        return await TokenRetentionRepository(session).record(retention, now)
+
+
+async def test_a_first_record_or_a_longer_retention_moves_nothing(db: Database) -> None:
+    assert await record(db, 900, NOW) == 0
+    assert await record(db, 900, NOW + 10) == 0
+    assert await record(db, DAY, NOW + 20) == 0
+
+
+async def test_a_shorter_retention_keeps_the_former_one_for_tokens_issued_until_now(
+    db: Database,
+) -> None:
+    await record(db, DAY, NOW)
+    assert await record(db, 900, NOW + 100) == NOW + 100 + DAY
+    # Raised again, then lowered again later: the later bound wins, an earlier never.
+    assert await record(db, DAY, NOW + 200) == NOW + 100 + DAY
+    assert await record(db, 900, NOW + 300) == NOW + 300 + DAY
+    assert await record(db, 60, NOW + 400) == NOW + 300 + DAY  # 900 < DAY: no later bound
+
+
+@pytest.mark.parametrize(("retention", "now"), [(0, NOW), (-1, NOW), (900, -1), (True, NOW)])
+async def test_bad_values_are_refused(db: Database, retention: int, now: int) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        await record(db, retention, now)
