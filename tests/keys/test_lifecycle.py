@@ -277,6 +277,15 @@ def test_an_algorithm_replacing_another_is_published_before_it_signs() -> None:
     assert signing_key(records, "ES256") is not None
 
 
+def test_a_ring_dropped_for_hs256_alone_retires_at_once() -> None:
+    # The configured HS256 secret signs at once: nothing to wait for.
+    records = ring("RS256")
+    later = NOW + 3 * DAY
+    assert plan(records, [], later, POLICY, other_signer=True) == [Retire("RS256-cur")]
+    # Without another signer the ring keeps signing: nothing else could.
+    assert plan(records, [], later, POLICY) == []
+
+
 def test_rings_of_dropped_algorithms_wind_down() -> None:
     records = ring("RS256") + ring("ES256", next_created=NOW + 29 * DAY)
     now = NOW + 29 * DAY + HOUR

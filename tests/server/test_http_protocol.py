@@ -772,3 +772,20 @@ def test_serve_does_not_hold_endless_heads(tmp_path: Path) -> None:
         if proc.stderr is not None:
             proc.stderr.close()
     assert "Request refused (431)" in "".join(log)
+
+
+def test_a_head_deadline_does_not_outlive_a_websocket_upgrade() -> None:
+    # An upgrade head that came in two reads armed the deadline watch; the connection is
+    # the WebSocket's once upgraded, and a timer firing into it would write a 408 there.
+    with running(QuickProtocol) as port, connect(port) as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n")
+        time.sleep(0.05)
+        sock.sendall(
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+        time.sleep(DEADLINE * 1.5)  # the client owes nothing: the WebSocket is live
+        sock.settimeout(1)
+        sock.sendall(b"hello")
+        assert sock.recv(65536) == b"echo:hello"

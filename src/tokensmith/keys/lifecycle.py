@@ -160,6 +160,8 @@ def plan(
     algs: Collection[str],
     now: int,
     policy: RotationPolicy,
+    *,
+    other_signer: bool = False,
 ) -> list[Action]:
     """What the scheduled job does at ``now`` so each ring in ``algs`` stays healthy.
 
@@ -170,8 +172,10 @@ def plan(
     over and the current key retires. Rings of algorithms no longer in ``algs``
     wind down: a next key (it never signed) goes, and the current key retires once a
     ring in ``algs`` signs, so replacing one algorithm by another never signs with a
-    key verifiers have not had ``prepublish`` to fetch. Retired and revoked keys are
-    deleted ``policy.retention`` after they left service.
+    key verifiers have not had ``prepublish`` to fetch. ``other_signer``: something
+    outside the rings signs (a configured HS256 secret), so a dropped ring need not
+    wait for one of ``algs``. Retired and revoked keys are deleted ``policy.retention``
+    after they left service.
     """
     _check_now(now)
     wanted = _check_algs(algs)
@@ -194,8 +198,10 @@ def plan(
         # (rotate_now without force) takes over as soon as it is safe.
         elif _prepublished(ring.next, now, policy):
             actions += [Retire(ring.current.kid), Activate(ring.next.kid)]
-    wanted_signs = any(rings[alg].current is not None for alg in wanted if alg in rings) or any(
-        isinstance(a, Activate) or _creates_current(a) for a in actions
+    wanted_signs = (
+        other_signer
+        or any(rings[alg].current is not None for alg in wanted if alg in rings)
+        or any(isinstance(a, Activate) or _creates_current(a) for a in actions)
     )
     for alg in sorted(rings.keys() - wanted):
         ring = rings[alg]

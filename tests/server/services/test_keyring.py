@@ -262,6 +262,21 @@ async def test_hs256_only_creates_no_keys(
     assert check(ring, token, clock, "HS256")["sub"] == "alice"
 
 
+async def test_a_ring_dropped_for_hs256_alone_retires(
+    tmp_path: Path, db: Database, master: MasterKey, settings: Settings, clock: FixedClock
+) -> None:
+    rs256 = (await fresh_ring(db, master, settings, clock)).signer().kid
+    secret = secrets.token_urlsafe(48)
+    hs_only = Settings(data_dir=tmp_path, signing_algorithms=("HS256",), hs256_secret=secret)
+    restarted = await fresh_ring(db, master, hs_only, clock)
+    assert restarted.signer().kid == HS256_KID
+    states = {r.kid: r.state for r in restarted.records}
+    assert states[rs256] is KeyState.RETIRED  # not current for ever, its private key held
+    clock.set(START + restarted.policy.retention)
+    await restarted.maintain(db)
+    assert restarted.records == ()
+
+
 async def test_revoking_the_current_key_unpublishes_it_at_once(
     db: Database, master: MasterKey, settings: Settings, clock: FixedClock
 ) -> None:
@@ -655,7 +670,7 @@ async def test_concurrent_change_reloads_and_returns_nothing(
     monkeypatch.setattr(KeyRepository, "apply", lost_race)
     monkeypatch.setattr(
         "tokensmith.server.services.keyring.plan",
-        lambda records, algs, now, policy: [CreateKey("RS256", KeyState.NEXT)],
+        lambda records, algs, now, policy, **_: [CreateKey("RS256", KeyState.NEXT)],
     )
     assert await ring.maintain(db) == []
     assert ring.signer().kid == other.signer().kid

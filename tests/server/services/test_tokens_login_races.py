@@ -111,3 +111,23 @@ async def test_roles_changed_meanwhile_are_the_ones_in_the_token(env: Env) -> No
     assert claims["roles"] == ["EDITOR"]
     [issued] = await env.audit(AuditEvent.TOKEN_ISSUED)
     assert issued.detail["jti"] == claims["jti"]
+
+
+async def test_another_login_rehashing_meanwhile_is_no_reason_to_refuse(env: Env) -> None:
+    # After the hashing parameters change, two devices of one user log in at once: both
+    # read the old hash, the first rehashes. The second's password still matches.
+    client = (await env.add_client()).client
+    old = argon2.PasswordHasher(
+        time_cost=2, memory_cost=8, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+    )
+    await env.add_user(password_hash=old.hash(PASSWORD))
+
+    async def other_device(users: UserService) -> None:
+        await env.tokens.password_grant(client, "alice", PASSWORD, None, "198.51.100.77")
+
+    change_during_login(env, other_device)
+    response = await env.tokens.password_grant(client, "alice", PASSWORD, None, ADDRESS)
+    assert env.verify(response)["sub"]
+    assert argon2.extract_parameters(await stored_hash(env)) == env.hasher.parameters
+    assert len(await env.audit(AuditEvent.LOGIN_OK)) == 2
+    assert await env.audit(AuditEvent.LOGIN_FAILED) == []

@@ -346,10 +346,13 @@ class KeyRing:
         at = now_seconds(self._clock) if now is None else now
         rotating = self._rotating
         policy = self._policy
+        hmac_signs = self._hmac is not None
+
+        def planner(records: Sequence[KeyRecord]) -> list[Action]:
+            return plan(records, rotating, at, policy, other_signer=hmac_signs)
+
         try:
-            return await self._change(
-                db, lambda records: plan(records, rotating, at, policy), at, actor, "scheduled"
-            )
+            return await self._change(db, planner, at, actor, "scheduled")
         except ConcurrentChange:
             logger.info("key ring changed by another instance; reloaded")
             await self.reload(db)

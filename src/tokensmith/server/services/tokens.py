@@ -173,31 +173,53 @@ class TokenService(RevocationMixin):
         finally:
             attempt.release()  # a database failure or a cancellation: no verdict
 
+        refresh = self._new_refresh_token() if "refresh_token" in client.grant_types else None
+        for _ in range(2):
+            done = await self._write_login(client, user, granted, refresh, new_hash, address)
+            if isinstance(done, TokenResponse):
+                return done
+            if (
+                done is None
+                or not (await self.passwords.verify_async(done.password_hash, password)).ok
+            ):
+                break
+            # Another login of this user rehashed the same password meanwhile (a reset
+            # would not match): the login goes on with the row as it is now.
+            user, new_hash = done, None
+        await self._audit_login(AuditEvent.LOGIN_FAILED, client, user, address, "changed")
+        raise InvalidGrant()
+
+    async def _write_login(
+        self,
+        client: Client,
+        user: User,
+        granted: tuple[str, ...],
+        refresh: str | None,
+        new_hash: str | None,
+        address: str,
+    ) -> TokenResponse | User | None:
+        """Sign and write a login for ``user`` as read before argon2 ran.
+
+        An admin may have changed the user since. Returns the user as it is now, writing
+        nothing, if its password hash changed (a reset, or another login's rehash);
+        None if it was disabled or deleted. New roles or profile claims are signed in.
+        """
         now = self._now()
         grant = self._grant(str(user.id), client, granted, now, user)
-        refresh = self._new_refresh_token() if "refresh_token" in client.grant_types else None
         response = self._respond(grant, refresh)  # signed before anything is written
         async with self.db.transaction() as session:
             repos = Repositories(session)
-            # The user was read before argon2 ran, and an admin may have changed it since.
-            # Disabled, deleted or given a new password meanwhile: the password was checked
-            # against an account that is no longer as it was, and nothing is written.
             current = await repos.users.get(user.id, for_update=True)
-            stale = (
-                current is None or current.disabled or current.password_hash != user.password_hash
+            if current is None or current.disabled:
+                return None
+            if current.password_hash != user.password_hash:
+                return current
+            if current != user:
+                grant = self._grant(str(current.id), client, granted, now, current)
+                response = self._respond(grant, refresh)
+            await self._record_login(
+                repos, client, current, grant, refresh, granted, new_hash, address, now
             )
-            if not stale:
-                assert current is not None
-                if current != user:  # new roles or profile: the token says what holds now
-                    user = current
-                    grant = self._grant(str(user.id), client, granted, now, user)
-                    response = self._respond(grant, refresh)
-                await self._record_login(
-                    repos, client, user, grant, refresh, granted, new_hash, address, now
-                )
-        if stale:
-            await self._audit_login(AuditEvent.LOGIN_FAILED, client, user, address, "changed")
-            raise InvalidGrant()
         return response
 
     async def _record_login(
