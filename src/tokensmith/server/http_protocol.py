@@ -33,9 +33,11 @@ however long, and uvicorn has no timeout for a request in progress):
 
 A refusal is answered in the app's JSON error shape and closes the connection. When
 requests were pipelined and answers are still owed, the refused request gets none: the
-connection closes after those answers (writing between them would corrupt one). The usual request, whole in one
-read, sets no timer and costs about 0.2-0.3 us more (measured in-process, feeding
-whole requests to data_received); only a read that leaves a request incomplete does more.
+connection closes after those answers (writing between them would corrupt one).
+
+The usual request, whole in one read, sets no timer and costs about 0.2-0.3 us more
+(measured in-process, feeding whole requests to data_received); only a read that
+leaves a request incomplete does more.
 """
 
 from __future__ import annotations
