@@ -19,8 +19,9 @@ __all__ = ["MAX_KEYS", "PRIVATE_MEMBERS", "JWKSet"]
 
 # A published set is small; this bounds what a hostile document can cost.
 MAX_KEYS = 100
-#: The members that make a JWK private (RFC 7518 6.2.2, 6.3.2, RFC 8037 2).
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+#: The members that carry private key material (RFC 7518 6.2.2, 6.3.2 and 6.4.1,
+#: RFC 8037 2): none may be published.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class JWKSet:

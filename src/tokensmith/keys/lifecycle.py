@@ -200,7 +200,7 @@ def plan(
             actions += [Retire(ring.current.kid), Activate(ring.next.kid)]
     wanted_signs = (
         other_signer
-        or any(rings[alg].current is not None for alg in wanted if alg in rings)
+        or bool(signing & wanted)
         or any(isinstance(a, Activate) or _creates_current(a) for a in actions)
     )
     for alg in sorted(rings.keys() - wanted):

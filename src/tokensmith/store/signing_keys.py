@@ -22,6 +22,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokensmith.jose.jwkset import PRIVATE_MEMBERS
 from tokensmith.keys import (
     Action,
     Activate,
@@ -43,10 +44,6 @@ __all__ = ["KeyRepository", "MakeKey", "NewKey", "StoredKey"]
 
 _keys = table_of(SigningKeyRow)
 
-# JWK members that carry private key material (RFC 7518 section 6): none may
-# reach the public column.
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
 
 @dataclass(frozen=True, slots=True)
 class NewKey:
@@ -63,7 +60,7 @@ class NewKey:
         if self.public_jwk is not None:
             if not isinstance(self.public_jwk, Mapping):
                 raise TypeError("public_jwk must be a mapping or None")
-            if _PRIVATE_MEMBERS & set(self.public_jwk):
+            if PRIVATE_MEMBERS & set(self.public_jwk):  # none may reach the public column
                 raise ValueError("public_jwk has private key members")
 
 

@@ -31,7 +31,8 @@ def _render(document: dict[str, Any]) -> bytes:
 def server_metadata(settings: Settings) -> dict[str, Any]:
     """RFC 8414 section 2 metadata; only registered names."""
     base = settings.issuer.rstrip("/")
-    client_auth = ["client_secret_basic", "client_secret_post", "none"]
+    confidential_auth = ["client_secret_basic", "client_secret_post"]
+    client_auth = [*confidential_auth, "none"]
     document: dict[str, Any] = {
         "issuer": settings.issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
@@ -44,7 +45,7 @@ def server_metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": client_auth,
         "revocation_endpoint_auth_methods_supported": client_auth,
         # Public clients ("none") may not introspect: see routes/oauth.py, _confidential.
-        "introspection_endpoint_auth_methods_supported": client_auth[:2],
+        "introspection_endpoint_auth_methods_supported": confidential_auth,
     }
     # The algorithms of the JWKS keys, under the name OpenID-aware verifiers (ours
     # included) read for an issuer's signing algorithms: access tokens are signed by

@@ -241,8 +241,9 @@ class KeyRing:
             key = signers.get(configured)
             if key is not None:
                 return key
-        for key in signers.values():  # a ring winding down (see keys.plan)
-            return key
+        winding_down = next(iter(signers.values()), None)  # a dropped ring (keys.plan)
+        if winding_down is not None:
+            return winding_down
         raise NoSigningKey(f"no key signs {self.default_alg} now")
 
     def verification_keys(self, alg: str | None = None) -> JWKSet:

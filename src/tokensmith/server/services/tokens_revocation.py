@@ -184,17 +184,16 @@ class RevocationMixin:
             or row.expired(now)
         ):
             return dict(_INACTIVE)
-        answer: dict[str, Any] = {
-            "active": True,
-            "scope": row.scope,
-            "client_id": row.client_id,
-            "sub": str(row.user_id),
-            "iat": row.issued_at,
-            "exp": min(row.expires_at, row.family_expires_at),
-            "token_type": "refresh_token",
-        }
-        if not row.scope:
-            del answer["scope"]
+        answer: dict[str, Any] = {"active": True}
+        if row.scope:  # none: no member, as in the token response
+            answer["scope"] = row.scope
+        answer.update(
+            client_id=row.client_id,
+            sub=str(row.user_id),
+            iat=row.issued_at,
+            exp=min(row.expires_at, row.family_expires_at),
+            token_type="refresh_token",
+        )
         return answer
 
     async def revocation_feed(self, after: int, limit: int = 100) -> dict[str, Any]:
