@@ -286,6 +286,44 @@ def test_a_ring_dropped_for_hs256_alone_retires_at_once() -> None:
     assert plan(records, [], later, POLICY) == []
 
 
+def test_an_hs256_deployment_adding_rs256_publishes_it_before_it_signs() -> None:
+    # The secret has signed tokens verifiers hold: it goes on signing while the first
+    # RS256 key is published, as beside a ring that signs.
+    actions = plan([], ["RS256"], NOW, POLICY, other_signer=True, hmac_has_signed=True)
+    assert actions == [CreateKey("RS256", KeyState.NEXT)]
+    records = apply([], actions, NOW, lambda alg: "RS256-first")
+    assert signing_key(records, "RS256") is None
+    flags = {"other_signer": True, "hmac_has_signed": True}
+    assert plan(records, ["RS256"], NOW + POLICY.prepublish - 1, POLICY, **flags) == []
+    late = NOW + POLICY.prepublish
+    assert plan(records, ["RS256"], late, POLICY, **flags) == [Activate("RS256-first")]
+
+
+def test_a_fresh_install_naming_hs256_beside_rs256_signs_rs256_at_once() -> None:
+    # A secret that never signed leaves nothing to roll over; nor does a history of
+    # HS256 when the secret is no longer configured (nothing else could sign).
+    for flags in ({"other_signer": True}, {"hmac_has_signed": True}):
+        actions = plan([], ["RS256"], NOW, POLICY, **flags)
+        assert actions == [CreateKey("RS256", KeyState.CURRENT)]
+
+
+def test_rotate_now_on_an_empty_ring_beside_a_signer_publishes_first() -> None:
+    flags = {"other_signer": True, "hmac_has_signed": True}
+    assert rotate_now([], "RS256", NOW, POLICY, **flags) == [CreateKey("RS256", KeyState.NEXT)]
+    forced = rotate_now([], "RS256", NOW, POLICY, force=True, **flags)
+    assert forced == [CreateKey("RS256", KeyState.CURRENT)]
+    # An added ring whose first key is still young: the operator waits, as for any
+    # rotation (it used to sign at once with the young key).
+    records = [*ring("RS256"), KeyRecord("ES256-first", "ES256", KeyState.NEXT, NOW)]
+    with pytest.raises(RotationTooEarly) as refused:
+        rotate_now(records, "ES256", NOW + HOUR, POLICY)
+    assert refused.value.remaining == POLICY.prepublish - HOUR
+    late = NOW + POLICY.prepublish
+    assert rotate_now(records, "ES256", late, POLICY) == [Activate("ES256-first")]
+    young = rotate_now(records, "ES256", NOW + HOUR, POLICY, force=True)
+    assert young == [Activate("ES256-first")]
+
+
 def test_rings_of_dropped_algorithms_wind_down() -> None:
     records = ring("RS256") + ring("ES256", next_created=NOW + 29 * DAY)
     now = NOW + 29 * DAY + HOUR

@@ -12,19 +12,7 @@ Lifecycle of a key, per algorithm: next (published, not signing) -> current
 expired) -> deleted; or revoked (unpublished at once) -> deleted.
 """
 
-from .lifecycle import (
-    RotationTooEarly,
-    UnknownKey,
-    apply,
-    deletion_time,
-    now_seconds,
-    plan,
-    published,
-    revoke,
-    rotate_now,
-    signing_key,
-    verifiable,
-)
+from .lifecycle import RotationTooEarly, UnknownKey, apply, plan, revoke, rotate_now
 from .records import (
     DAY,
     Action,
@@ -38,6 +26,7 @@ from .records import (
     RotationPolicy,
     is_published_alg,
 )
+from .rings import deletion_time, now_seconds, published, signing_key, verifiable
 from .sealing import MasterKey, SealError, seal, seal_jwk, unseal, unseal_jwk
 
 __all__ = [

@@ -15,9 +15,8 @@ unique index on (alg) where state = 'current' holds after every statement.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from tokensmith.clock import Clock
 from tokensmith.errors import TokensmithError
 from tokensmith.jose import SUPPORTED_ALGORITHMS
 
@@ -31,22 +30,10 @@ from .records import (
     Retire,
     Revoke,
     RotationPolicy,
-    is_published_alg,
 )
+from .rings import Ring, check_now, deletion_time, group_rings
 
-__all__ = [
-    "RotationTooEarly",
-    "UnknownKey",
-    "apply",
-    "deletion_time",
-    "now_seconds",
-    "plan",
-    "published",
-    "revoke",
-    "rotate_now",
-    "signing_key",
-    "verifiable",
-]
+__all__ = ["RotationTooEarly", "UnknownKey", "apply", "plan", "revoke", "rotate_now"]
 
 
 class RotationTooEarly(TokensmithError):
@@ -67,43 +54,6 @@ class UnknownKey(TokensmithError):
     description = "No live key has that kid."
 
 
-def now_seconds(clock: Clock) -> int:
-    """The clock's time as whole seconds, the unit of every lifecycle time."""
-    return int(clock.now())
-
-
-@dataclass(frozen=True, slots=True)
-class _Ring:
-    current: KeyRecord | None
-    next: KeyRecord | None
-
-
-def _rings(records: Sequence[KeyRecord]) -> dict[str, _Ring]:
-    """Group by algorithm, refusing rows no lifecycle action could have produced."""
-    seen: set[str] = set()
-    current: dict[str, KeyRecord] = {}
-    upcoming: dict[str, KeyRecord] = {}
-    algs: set[str] = set()
-    for record in records:
-        if not isinstance(record, KeyRecord):
-            raise TypeError("records must be KeyRecord values")
-        if record.kid in seen:
-            raise ValueError(f"duplicate kid {record.kid!r}")
-        seen.add(record.kid)
-        algs.add(record.alg)
-        slot = {KeyState.CURRENT: current, KeyState.NEXT: upcoming}.get(record.state)
-        if slot is not None:
-            if record.alg in slot:
-                raise ValueError(f"more than one {record.state} key for {record.alg}")
-            slot[record.alg] = record
-    return {alg: _Ring(current.get(alg), upcoming.get(alg)) for alg in algs}
-
-
-def _check_now(now: object) -> None:
-    if type(now) is not int:
-        raise TypeError("now must be an int (Unix seconds)")
-
-
 def _check_algs(algs: Collection[str]) -> frozenset[str]:
     if isinstance(algs, str | bytes):
         raise TypeError("algs must be a collection of algorithm names, not one string")
@@ -113,22 +63,11 @@ def _check_algs(algs: Collection[str]) -> frozenset[str]:
     return frozenset(algs)
 
 
-def deletion_time(record: KeyRecord, policy: RotationPolicy) -> int | None:
-    """When a retired or revoked key's row may go; None while the key is live."""
-    if record.state is KeyState.RETIRED:
-        assert record.retired_at is not None
-        return max(record.retired_at + policy.retention, policy.keep_until)
-    if record.state is KeyState.REVOKED:
-        assert record.revoked_at is not None
-        return max(record.revoked_at + policy.retention, policy.keep_until)
-    return None
-
-
 def _prepublished(record: KeyRecord, now: int, policy: RotationPolicy) -> bool:
     return now - record.created_at >= policy.prepublish
 
 
-def _first_signer(alg: str, ring: _Ring) -> Action:
+def _first_signer(alg: str, ring: Ring) -> Action:
     """A ring without a current key gets one: its next key if any, else a new one."""
     # A next key, published for however short a time, is better known to verifiers
     # than one generated now.
@@ -137,7 +76,7 @@ def _first_signer(alg: str, ring: _Ring) -> Action:
     return CreateKey(alg, KeyState.CURRENT)
 
 
-def _added_ring(alg: str, ring: _Ring, now: int, policy: RotationPolicy) -> list[Action]:
+def _added_ring(alg: str, ring: Ring, now: int, policy: RotationPolicy) -> list[Action]:
     """A ring added beside rings that sign: its first key is prepublished like a next key.
 
     Verifiers holding the JWKS from before would refuse a key that signs at once (a
@@ -155,6 +94,16 @@ def _creates_current(action: Action) -> bool:
     return isinstance(action, CreateKey) and action.state is KeyState.CURRENT
 
 
+def _others_sign(signing: set[str], alg: str, other_signer: bool, hmac_has_signed: bool) -> bool:
+    """Whether tokens verifiers hold come from elsewhere than the ``alg`` ring.
+
+    Then a first key of ``alg`` is prepublished like a next key: signing at once would
+    hand out tokens under a kid no verifier's cached JWKS has. A secret that has never
+    signed (a fresh install naming HS256 beside RS256) leaves nothing to roll over.
+    """
+    return bool(signing - {alg}) or (other_signer and hmac_has_signed)
+
+
 def plan(
     records: Sequence[KeyRecord],
     algs: Collection[str],
@@ -162,6 +111,7 @@ def plan(
     policy: RotationPolicy,
     *,
     other_signer: bool = False,
+    hmac_has_signed: bool = False,
 ) -> list[Action]:
     """What the scheduled job does at ``now`` so each ring in ``algs`` stays healthy.
 
@@ -174,18 +124,20 @@ def plan(
     ring in ``algs`` signs, so replacing one algorithm by another never signs with a
     key verifiers have not had ``prepublish`` to fetch. ``other_signer``: something
     outside the rings signs (a configured HS256 secret), so a dropped ring need not
-    wait for one of ``algs``. Retired and revoked keys are deleted ``policy.retention``
-    after they left service.
+    wait for one of ``algs``; ``hmac_has_signed``: that secret has issued tokens
+    already, so an empty ring is prepublished while it goes on signing, as beside a
+    ring that signs. Retired and revoked keys are deleted ``policy.retention`` after
+    they left service.
     """
-    _check_now(now)
+    check_now(now)
     wanted = _check_algs(algs)
-    rings = _rings(records)
+    rings = group_rings(records)
     signing = {alg for alg, ring in rings.items() if ring.current is not None}
     actions: list[Action] = []
     for alg in sorted(wanted):
-        ring = rings.get(alg, _Ring(None, None))
+        ring = rings.get(alg, Ring(None, None))
         if ring.current is None:
-            if signing - {alg}:
+            if _others_sign(signing, alg, other_signer, hmac_has_signed):
                 actions += _added_ring(alg, ring, now, policy)
             else:
                 actions.append(_first_signer(alg, ring))
@@ -223,6 +175,8 @@ def rotate_now(
     policy: RotationPolicy,
     *,
     force: bool = False,
+    other_signer: bool = False,
+    hmac_has_signed: bool = False,
 ) -> list[Action]:
     """On-demand rotation of the ``alg`` ring.
 
@@ -232,13 +186,17 @@ def rotate_now(
     (``plan`` activates it once it is old enough). ``force`` is the emergency path:
     the next key takes over at once, or a new key is created that signs at once,
     and verifiers holding a cached JWKS must refetch to accept its tokens.
+    ``other_signer`` and ``hmac_has_signed`` are as for ``plan``.
     """
-    _check_now(now)
+    check_now(now)
     _check_algs((alg,))
-    ring = _rings(records).get(alg, _Ring(None, None))
+    rings = group_rings(records)
+    ring = rings.get(alg, Ring(None, None))
     if ring.current is None:
-        # Nothing signs, so nothing is rolled over: same as plan for an empty ring.
-        return [_first_signer(alg, ring)]
+        signing = {a for a, r in rings.items() if r.current is not None}
+        if force or not _others_sign(signing, alg, other_signer, hmac_has_signed):
+            # Nothing else signs, so nothing is rolled over: as plan for an empty ring.
+            return [_first_signer(alg, ring)]
     if ring.next is not None:
         remaining = ring.next.created_at + policy.prepublish - now
         if remaining > 0 and not force:
@@ -247,10 +205,17 @@ def rotate_now(
                 f"the next {alg} key may sign in {remaining} s, once it has been published "
                 f"for {policy.prepublish} s; force the rotation to activate it now",
             )
-        return [Retire(ring.current.kid), Activate(ring.next.kid)]
+        return _take_over(ring.current, ring.next)
     if force:
+        assert ring.current is not None  # an empty ring returned above
         return [Retire(ring.current.kid), CreateKey(alg, KeyState.CURRENT)]
     return [CreateKey(alg, KeyState.NEXT)]
+
+
+def _take_over(current: KeyRecord | None, upcoming: KeyRecord) -> list[Action]:
+    """The next key signs; the current one, if the ring has one, retires first."""
+    retire: list[Action] = [] if current is None else [Retire(current.kid)]
+    return [*retire, Activate(upcoming.kid)]
 
 
 def revoke(records: Sequence[KeyRecord], kid: str) -> list[Action]:
@@ -262,7 +227,7 @@ def revoke(records: Sequence[KeyRecord], kid: str) -> list[Action]:
     """
     if type(kid) is not str:
         raise TypeError("kid must be a string")
-    rings = _rings(records)
+    rings = group_rings(records)
     record = next((r for r in records if r.kid == kid), None)
     if record is None:
         raise UnknownKey(f"no key has kid {kid!r}")
@@ -275,40 +240,6 @@ def revoke(records: Sequence[KeyRecord], kid: str) -> list[Action]:
             Activate(upcoming.kid) if upcoming else CreateKey(record.alg, KeyState.CURRENT)
         )
     return actions
-
-
-# -- views --------------------------------------------------------------------
-
-
-def verifiable(records: Iterable[KeyRecord], now: int, policy: RotationPolicy) -> list[KeyRecord]:
-    """Keys a token may verify against at ``now``, HMAC included (for the issuer itself).
-
-    A retired key drops out at its deletion time even before the row is deleted,
-    so a late cleanup job never extends a key's life.
-    """
-    _check_now(now)
-    kept: list[KeyRecord] = []
-    for record in records:
-        if record.state is KeyState.REVOKED:
-            continue
-        gone_at = deletion_time(record, policy)
-        if gone_at is None or now < gone_at:
-            kept.append(record)
-    # A stable order keeps the JWKS byte-identical between requests (ETag, caches).
-    return sorted(kept, key=lambda r: (r.alg, r.created_at, r.kid))
-
-
-def published(records: Iterable[KeyRecord], now: int, policy: RotationPolicy) -> list[KeyRecord]:
-    """The keys of the public JWKS at ``now``: next, current and retired, never HMAC."""
-    return [r for r in verifiable(records, now, policy) if is_published_alg(r.alg)]
-
-
-def signing_key(records: Iterable[KeyRecord], alg: str) -> KeyRecord | None:
-    """The current key of the ``alg`` ring, or None if nothing may sign with ``alg``."""
-    for record in records:
-        if record.alg == alg and record.state is KeyState.CURRENT:
-            return record
-    return None
 
 
 # -- reference implementation of the store ------------------------------------
@@ -326,8 +257,8 @@ def apply(
     thumbprint). An action that does not fit the record's state raises
     ``ValueError``: plans never produce one.
     """
-    _check_now(now)
-    _rings(records)
+    check_now(now)
+    group_rings(records)
     by_kid = {r.kid: r for r in records}
 
     def take(kid: str, *expected: KeyState) -> KeyRecord:
@@ -363,5 +294,5 @@ def apply(
             case _:
                 raise TypeError(f"not a lifecycle action: {type(action).__name__}")
     result = list(by_kid.values())
-    _rings(result)  # the end state must be a valid set of rings
+    group_rings(result)  # the end state must be a valid set of rings
     return result

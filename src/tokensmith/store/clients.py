@@ -128,6 +128,11 @@ class ClientRepository:
         row = (await self.session.execute(query)).first()
         return None if row is None else _client(row)
 
+    async def any_registered(self) -> bool:
+        """Whether any client exists: without one, no token was ever issued here."""
+        query = select(_clients.c.client_id).limit(1)
+        return (await self.session.execute(query)).first() is not None
+
     async def list(self) -> builtins.list[Client]:
         query = select(_clients).order_by(_clients.c.client_id)
         return [_client(row) for row in await self.session.execute(query)]

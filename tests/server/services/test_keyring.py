@@ -277,6 +277,29 @@ async def test_a_ring_dropped_for_hs256_alone_retires(
     assert restarted.records == ()
 
 
+async def test_an_hs256_deployment_adding_rs256_publishes_it_before_it_signs(
+    tmp_path: Path, db: Database, master: MasterKey, clock: FixedClock
+) -> None:
+    secret = secrets.token_urlsafe(48)
+    hs_only = Settings(data_dir=tmp_path, signing_algorithms=("HS256",), hs256_secret=secret)
+    await fresh_ring(db, master, hs_only, clock)
+    async with db.transaction() as session:  # the deployment has issued tokens
+        await Repositories(session).clients.add(
+            "svc", secret_hash=None, grant_types=["client_credentials"], now=START
+        )
+    both = Settings(data_dir=tmp_path, signing_algorithms=("RS256", "HS256"), hs256_secret=secret)
+    ring = await fresh_ring(db, master, both, clock)
+    (first,) = ring.records
+    assert first.state is KeyState.NEXT and jwks_kids(ring) == {first.kid}
+    assert ring.signer().kid == HS256_KID  # the secret signs meanwhile
+    with pytest.raises(RotationTooEarly):
+        await ring.rotate(db, "RS256")
+    clock.set(START + ring.policy.prepublish)
+    await ring.maintain(db)
+    assert ring.signer().kid == first.kid
+    assert check(ring, issue(ring, clock), clock)["sub"] == "alice"
+
+
 async def test_revoking_the_current_key_unpublishes_it_at_once(
     db: Database, master: MasterKey, settings: Settings, clock: FixedClock
 ) -> None:

@@ -348,9 +348,17 @@ class KeyRing:
         rotating = self._rotating
         policy = self._policy
         hmac_signs = self._hmac is not None
+        hmac_has_signed = await self._hmac_has_signed(db)
 
         def planner(records: Sequence[KeyRecord]) -> list[Action]:
-            return plan(records, rotating, at, policy, other_signer=hmac_signs)
+            return plan(
+                records,
+                rotating,
+                at,
+                policy,
+                other_signer=hmac_signs,
+                hmac_has_signed=hmac_has_signed,
+            )
 
         try:
             return await self._change(db, planner, at, actor, "scheduled")
@@ -368,13 +376,33 @@ class KeyRing:
         at = now_seconds(self._clock)
         policy = self._policy
         reason = "forced_rotation" if force else "rotation"
-        return await self._change(
-            db,
-            lambda records: rotate_now(records, alg, at, policy, force=force),
-            at,
-            actor,
-            reason,
-        )
+        hmac_signs = self._hmac is not None
+        hmac_has_signed = await self._hmac_has_signed(db)
+
+        def planner(records: Sequence[KeyRecord]) -> list[Action]:
+            return rotate_now(
+                records,
+                alg,
+                at,
+                policy,
+                force=force,
+                other_signer=hmac_signs,
+                hmac_has_signed=hmac_has_signed,
+            )
+
+        return await self._change(db, planner, at, actor, reason)
+
+    async def _hmac_has_signed(self, db: Database) -> bool:
+        """Whether the HS256 secret may have issued tokens verifiers hold.
+
+        Every grant needs a client, so with none registered nothing was ever issued:
+        that tells a fresh install naming HS256 beside RS256 (RS256 may sign at once)
+        from an HS256 deployment adding RS256 (its first key is published first).
+        """
+        if self._hmac is None:
+            return False
+        async with db.read() as session:
+            return await Repositories(session).clients.any_registered()
 
     async def retire(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:
         """Retire ``kid``, the current key of its ring, now: a forced rotation of that ring.
