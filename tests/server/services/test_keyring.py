@@ -692,7 +692,7 @@ async def test_concurrent_change_reloads_and_returns_nothing(
     # applying it reports that another instance changed the rows first.
     monkeypatch.setattr(KeyRepository, "apply", lost_race)
     monkeypatch.setattr(
-        "tokensmith.server.services.keyring.plan",
+        "tokensmith.server.services.keyring_changes.plan",
         lambda records, algs, now, policy, **_: [CreateKey("RS256", KeyState.NEXT)],
     )
     assert await ring.maintain(db) == []
