@@ -1,7 +1,7 @@
 """The concurrent-refresh race against a real ``tokensmith serve`` process, over sockets.
 
 Twenty clients present the same refresh token at once (``httpx.AsyncClient``, one
-connection each). The design (``server/services/tokens.py``): exactly one rotation
+connection each). The design (``server/services/tokens_refresh.py``): exactly one rotation
 happens, and every use inside ``refresh_reuse_grace`` (10 s by default) gets that
 rotation's pair, the access token byte for byte (the default RS256 is deterministic).
 The server's own audit log, read with ``tokensmith audit``, counts the rotations.

@@ -2,7 +2,7 @@
 
 Concurrent requests are ``asyncio.gather``-ed over the ASGI transport, so they interleave
 inside one event loop the way a server's requests do. The design under test
-(``services/tokens.py``): of concurrent uses of one refresh token exactly one rotates, and
+(``services/tokens_refresh.py``): of concurrent uses of one refresh token exactly one rotates, and
 every use inside ``refresh_reuse_grace`` gets that rotation's pair (byte-identical under
 RS256); any later use revokes the whole family. The login throttle counts per (username,
 address) and per address (``docs/server.md``), so two ASGI transports with different

@@ -22,7 +22,8 @@ from tokensmith.keys import MasterKey
 from tokensmith.server.services.clients import ClientService, NewClient
 from tokensmith.server.services.keyring import KeyRing
 from tokensmith.server.services.passwords import PasswordHasher
-from tokensmith.server.services.throttle import Throttle, ThrottlePolicy
+from tokensmith.server.services.throttle import Throttle
+from tokensmith.server.services.throttle_policy import ThrottlePolicy
 from tokensmith.server.services.throttle_store import MemoryThrottleStore
 from tokensmith.server.services.tokens import TokenService, throttle_auditor
 from tokensmith.server.services.tokens_access import TokenResponse, derive_refresh_secret

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from tokensmith.server.services import clients as clients_module
-from tokensmith.server.services.clients import (
+from tokensmith.server.services.client_rules import (
     ClientConfigError,
     check_grant_type,
-    hash_client_secret,
     parse_scope,
     resolve_scope,
 )
+from tokensmith.server.services.clients import hash_client_secret
 from tokensmith.server.services.oauth_errors import (
     InvalidClient,
     InvalidRequest,
@@ -26,7 +26,7 @@ from tokensmith.server.services.oauth_errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from tokensmith.server.services.throttle import ThrottlePolicy
+from tokensmith.server.services.throttle_policy import ThrottlePolicy
 from tokensmith.store import AuditEvent, Repositories, UnknownClient
 
 from ._tokens_env import ADDRESS, Env, env, make_env

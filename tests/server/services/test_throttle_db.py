@@ -19,14 +19,14 @@ from sqlalchemy import select
 
 from conftest import NOW
 from tokensmith.clock import FixedClock
-from tokensmith.server.services.throttle import (
+from tokensmith.server.services.throttle import Throttle
+from tokensmith.server.services.throttle_db import DatabaseThrottleStore, stored_key
+from tokensmith.server.services.throttle_policy import (
     Scope,
-    Throttle,
     ThrottlePolicy,
     ThrottleReason,
     record_failure,
 )
-from tokensmith.server.services.throttle_db import DatabaseThrottleStore, stored_key
 from tokensmith.server.services.throttle_store import (
     AtomicThrottleStore,
     MemoryThrottleStore,

@@ -16,7 +16,7 @@ from tokensmith.server.services.oauth_errors import (
     UnauthorizedClient,
 )
 from tokensmith.server.services.passwords import VerifyResult
-from tokensmith.server.services.throttle import ThrottlePolicy
+from tokensmith.server.services.throttle_policy import ThrottlePolicy
 from tokensmith.store import AuditEvent, Repositories, hash_token
 
 from ._tokens_env import ADDRESS, AUDIENCE, ISSUER, PASSWORD, START, Env, env, make_env

@@ -9,17 +9,14 @@ service, render.
 from .audit_log import MAX_AUDIT_PAGE, AuditLog, AuditPage, audit_summary
 from .audit_writer import AuditWriter
 from .client_cache import ClientCache
-from .clients import (
+from .client_rules import (
     GRANT_TYPES,
     ClientConfigError,
-    ClientService,
-    NewClient,
     check_grant_type,
-    client_summary,
-    hash_client_secret,
     parse_scope,
     resolve_scope,
 )
+from .clients import ClientService, NewClient, client_summary, hash_client_secret
 from .keyring import (
     HS256_KID,
     AlgorithmNotConfigured,
@@ -61,12 +58,12 @@ from .passwords import (
     check_new_password,
     normalize_password,
 )
-from .throttle import (
-    Attempt,
+from .throttle import Attempt, Throttle, ThrottleEvent
+from .throttle_db import DatabaseThrottleStore
+from .throttle_keys import address_key, subject_key
+from .throttle_policy import (
     Decision,
     Scope,
-    Throttle,
-    ThrottleEvent,
     ThrottlePolicy,
     ThrottleReason,
     decide,
@@ -74,8 +71,6 @@ from .throttle import (
     record_failure,
     record_success,
 )
-from .throttle_db import DatabaseThrottleStore
-from .throttle_keys import address_key, subject_key
 from .throttle_store import (
     AtomicThrottleStore,
     MemoryThrottleStore,

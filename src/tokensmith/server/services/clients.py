@@ -1,4 +1,4 @@
-"""OAuth clients: registration with a secret shown once, authentication, grant and scope rules.
+"""OAuth clients: registration with a secret shown once, and authentication.
 
 Client secrets are 256 random bits (``secrets.token_urlsafe(32)``), so they are stored as a
 plain SHA-256 (``sha256$<hex>``): nothing about a random 256-bit value can be guessed from
@@ -13,59 +13,31 @@ credential check is (CVE-2026-9798).
 registered client's row is kept for ``client_cache_ttl`` seconds (the secret is still
 compared every time), invalidated here on every change this service makes; a change made
 by another process takes up to that long to apply here.
+
+What may be registered, and which grant types and scopes a client may ask for, are
+checked by ``client_rules``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from tokensmith.clock import Clock, SystemClock
-from tokensmith.errors import TokensmithError
-from tokensmith.store import (
-    AuditEvent,
-    Client,
-    Database,
-    Repositories,
-    UnknownClient,
-    check_client_id,
-)
+from tokensmith.store import AuditEvent, Client, Database, Repositories, UnknownClient
 
 from .client_cache import ClientCache
-from .oauth_errors import InvalidClient, InvalidScope, SlowDown, UnauthorizedClient
+from .client_rules import ClientConfigError, check_registration, checked_audiences
+from .oauth_errors import InvalidClient, SlowDown
 from .throttle import Throttle
 
-__all__ = [
-    "GRANT_TYPES",
-    "ClientConfigError",
-    "ClientService",
-    "NewClient",
-    "check_grant_type",
-    "client_summary",
-    "hash_client_secret",
-    "parse_scope",
-    "resolve_scope",
-]
+__all__ = ["ClientService", "NewClient", "client_summary", "hash_client_secret"]
 
-GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
 _SCHEME = "sha256$"
-# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_AUDIENCE = re.compile(r"[\x21-\x7e]{1,255}")
-MAX_SCOPE_LENGTH = 1024
-
-
-class ClientConfigError(TokensmithError):
-    """A client registration the server refuses (RFC 7591's ``invalid_client_metadata``)."""
-
-    code = "invalid_client_metadata"
-    description = "The client registration is not valid."
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,46 +87,6 @@ def _secret_matches(stored: str, secret: str) -> bool:
     return hmac.compare_digest(candidate.encode("ascii"), stored.encode("ascii", "replace"))
 
 
-def check_grant_type(client: Client, grant_type: str) -> None:
-    """``UnauthorizedClient`` unless the client may use ``grant_type``."""
-    if grant_type not in client.grant_types:
-        raise UnauthorizedClient()
-
-
-def parse_scope(scope: str | None) -> tuple[str, ...] | None:
-    """The scope tokens of a request, in order, without repeats; None when none were asked."""
-    if scope is None or scope == "":
-        return None
-    return _parse_scope(scope)
-
-
-# Clients ask for the same few scopes on every request. Bounded: at most 1024 texts of at
-# most MAX_SCOPE_LENGTH characters; a malformed scope raises, and is never cached.
-@functools.lru_cache(maxsize=1024)
-def _parse_scope(scope: str) -> tuple[str, ...]:
-    if len(scope) > MAX_SCOPE_LENGTH:
-        raise InvalidScope("The scope parameter is too long.")
-    tokens = scope.split(" ")
-    if not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
-        raise InvalidScope("The scope parameter is malformed.")
-    return tuple(dict.fromkeys(tokens))
-
-
-def resolve_scope(allowed: Iterable[str], requested: str | None) -> tuple[str, ...]:
-    """The granted scope: the requested tokens if all are allowed, else ``InvalidScope``.
-
-    Nothing requested grants everything allowed (RFC 6749 section 3.3 lets the server pick
-    a default, and the client's registration is the natural one).
-    """
-    allowed_tuple = tuple(allowed)
-    tokens = parse_scope(requested)
-    if tokens is None:
-        return allowed_tuple
-    if not set(tokens) <= set(allowed_tuple):
-        raise InvalidScope()
-    return tokens
-
-
 class ClientService:
     """Register and authenticate clients. ``throttle`` is a ``Throttle(kind="client")``.
 
@@ -192,8 +124,8 @@ class ClientService:
         """Register a client; a confidential one gets a secret, returned here only."""
         grants = sorted(set(grant_types))
         scope_list = list(scopes)
-        _check_registration(client_id, confidential, grants, scope_list)
-        audiences = _checked_audiences(audiences)
+        check_registration(client_id, confidential, grants, scope_list)
+        audiences = checked_audiences(audiences)
         secret = secrets.token_urlsafe(32) if confidential else None
         now = self._now()
         async with self._changing(client_id), self.db.transaction() as session:
@@ -339,37 +271,3 @@ class ClientService:
                 client_address=address[:255] or None,
                 detail={"kind": "client"},
             )
-
-
-def _checked_audiences(audiences: Iterable[str]) -> list[str]:
-    # Each becomes an ``aud`` of every token issued to the client: printable ASCII (a
-    # name or a URI), never a control or bidirectional character.
-    if isinstance(audiences, str | bytes):
-        raise ClientConfigError("audiences must be a list of strings.")
-    checked = list(audiences)
-    for audience in checked:
-        if not isinstance(audience, str) or not _AUDIENCE.fullmatch(audience):
-            raise ClientConfigError("Each audience must be 1 to 255 printable ASCII characters.")
-    return checked
-
-
-def _check_registration(
-    client_id: str, confidential: bool, grants: list[str], scopes: Iterable[str]
-) -> None:
-    try:
-        check_client_id(client_id)
-    except (TypeError, ValueError):
-        raise ClientConfigError("client_id must be 1 to 255 printable ASCII characters.") from None
-    if client_id.isdigit():
-        # User tokens carry sub = the user's numeric id and client_credentials tokens
-        # sub = client_id; an all-digit client_id could impersonate a user's subject.
-        raise ClientConfigError("client_id must not be all digits.")
-    unknown = set(grants) - GRANT_TYPES
-    if unknown or not grants:
-        raise ClientConfigError(f"grant_types must be among {sorted(GRANT_TYPES)}.")
-    if "client_credentials" in grants and not confidential:
-        # RFC 6749 section 4.4: only confidential clients may use it.
-        raise ClientConfigError("A public client cannot use client_credentials.")
-    for scope in scopes:
-        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
-            raise ClientConfigError("Each scope must be an RFC 6749 scope token.")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .throttle import Decision, Throttle
+    from .throttle import Throttle
+    from .throttle_policy import Decision
 
 __all__ = ["Attempt"]
 

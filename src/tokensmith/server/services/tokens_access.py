@@ -1,7 +1,7 @@
 """Access tokens (RFC 9068) and the values the token service hands back.
 
 Building the claims, signing them and checking our own tokens again (for revocation and
-introspection) live here so the grant logic in ``tokens.py`` reads as the protocol.
+introspection) live here so the grant logic in ``tokens*.py`` reads as the protocol.
 """
 
 from __future__ import annotations
