@@ -94,7 +94,7 @@ def serve(
         "log_level": settings.log_level,
         "log_config": log_config(settings),
         "access_log": False,  # the app's own (create_app), when settings.access_log
-        # httptools, with a response's head and body sent in one write (http_protocol.py)
+        # httptools, a response's head and body sent in one write, with limits (http_protocol.py)
         "http": HTTP_PROTOCOL,
         "loop": "asyncio",  # uvloop raised p99 at saturation (BENCHMARKS.md, issue 5)
         # uvicorn's default believes X-Forwarded-For from 127.0.0.1, so a client of a
