@@ -8,7 +8,6 @@ and none at all when ``use`` or ``key_ops`` forbid signatures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -20,79 +19,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from tokensmith.errors import InvalidKey
 
 from ._algorithms import ALGORITHMS, CURVES, Signer, Verifier, make_signer, make_verifier
-from ._b64 import b64url_encode, uint_to_b64url
+from ._jwk_members import (
+    is_private_key,
+    key_type,
+    private_members,
+    public_members,
+    rfc7638_thumbprint,
+)
 from ._jwk_parse import check_secret, check_supported_key, parse_jwk_members, parse_pem
 
 __all__ = ["JWK"]
 
 _OPTIONAL_STRINGS = ("kid", "alg", "use")
-
-
-def _kty_and_curve(key: Any) -> tuple[str, str | None]:
-    if isinstance(key, bytes):
-        return "oct", None
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return "RSA", None
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        for curve in CURVES.values():
-            if type(key.curve) is type(curve.curve):
-                return "EC", curve.name
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        return "OKP", "Ed25519"
-    raise InvalidKey(f"unsupported key type {type(key).__name__}")
-
-
-def _public_members(key: Any, kty: str, crv: str | None) -> dict[str, str]:
-    """The required public members in RFC 7638 order (lexicographic)."""
-    if kty == "RSA":
-        numbers = key.public_key().public_numbers() if _is_private(key) else key.public_numbers()
-        return {"e": uint_to_b64url(numbers.e), "kty": "RSA", "n": uint_to_b64url(numbers.n)}
-    if kty == "EC":
-        assert crv is not None
-        size = CURVES[crv].size
-        public = key.public_key() if _is_private(key) else key
-        numbers = public.public_numbers()
-        return {
-            "crv": crv,
-            "kty": "EC",
-            "x": uint_to_b64url(numbers.x, size),
-            "y": uint_to_b64url(numbers.y, size),
-        }
-    if kty == "OKP":
-        public = key.public_key() if _is_private(key) else key
-        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw).decode("ascii")}
-    return {"k": b64url_encode(key).decode("ascii"), "kty": "oct"}
-
-
-def _is_private(key: Any) -> bool:
-    return isinstance(
-        key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | bytes
-    )
-
-
-def _private_members(key: Any, kty: str, crv: str | None) -> dict[str, str]:
-    if kty == "RSA":
-        numbers = key.private_numbers()
-        return {
-            "d": uint_to_b64url(numbers.d),
-            "p": uint_to_b64url(numbers.p),
-            "q": uint_to_b64url(numbers.q),
-            "dp": uint_to_b64url(numbers.dmp1),
-            "dq": uint_to_b64url(numbers.dmq1),
-            "qi": uint_to_b64url(numbers.iqmp),
-        }
-    if kty == "EC":
-        assert crv is not None
-        return {"d": uint_to_b64url(key.private_numbers().private_value, CURVES[crv].size)}
-    if kty == "OKP":
-        raw = key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        return {"d": b64url_encode(raw).decode("ascii")}
-    return {}
 
 
 class JWK:
@@ -140,9 +78,9 @@ class JWK:
             if len(set(key_ops)) != len(key_ops):
                 raise InvalidKey("JWK member 'key_ops' has duplicates")
         self._key = key
-        self.kty, self.crv = _kty_and_curve(key)
-        self._public_members = _public_members(key, self.kty, self.crv)
-        self._thumbprint = _thumbprint(self._public_members)
+        self.kty, self.crv = key_type(key)
+        self._public_members = public_members(key, self.kty, self.crv)
+        self._thumbprint = rfc7638_thumbprint(self._public_members)
         self.kid: str = kid if kid is not None else self._thumbprint
         self.alg = alg
         self.use = use
@@ -252,7 +190,7 @@ class JWK:
     @property
     def is_private(self) -> bool:
         """True for a private key or an HMAC secret."""
-        return _is_private(self._key)
+        return is_private_key(self._key)
 
     @property
     def algorithms(self) -> frozenset[str]:
@@ -287,7 +225,7 @@ class JWK:
         members: dict[str, Any] = {"kty": self.kty, "kid": self.kid}
         members.update(self._public_members)
         if private and self.is_private:
-            members.update(_private_members(self._key, self.kty, self.crv))
+            members.update(private_members(self._key, self.kty, self.crv))
         if self.alg is not None:
             members["alg"] = self.alg
         if self.use is not None:
@@ -340,8 +278,3 @@ class JWK:
         return (
             f"JWK(kty={self.kty!r}, kid={self.kid!r}, alg={self.alg!r}, private={self.is_private})"
         )
-
-
-def _thumbprint(public_members: Mapping[str, str]) -> str:
-    canonical = json.dumps(public_members, separators=(",", ":"), sort_keys=True)
-    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest()).decode("ascii")
