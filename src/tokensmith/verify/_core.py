@@ -13,21 +13,20 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from pathlib import Path
-from typing import Generic, Self, TypeVar
+from typing import Generic, Self, TypedDict, TypeVar
 
 from tokensmith.clock import Clock, SystemClock
-from tokensmith.errors import KeySetUnavailable
 from tokensmith.jose import JWK, JWKSet, JWTPolicy, verify_jwt
 
+from ._jwks_state import JWKSCachePolicy
+from ._key_sources import KeySource, keys_algorithms, load_jwks, load_pem
+from ._revocation_feed import RevocationFeed, RevocationState
 from ._token_cache import VerifiedTokenCache
 from .claims import AccessClaims, access_claims
-from .config import ASYMMETRIC_ALGORITHMS, VerifierConfig
+from .config import VerifierConfig
 from .denylist import Denylist
-from .discovery import ProviderMetadata
-from .revocations import RevocationFeed
 
-__all__ = ["MIN_SECRET_BYTES", "VerifierCore", "load_jwks", "load_pem"]
+__all__ = ["MIN_SECRET_BYTES", "RemoteJWKSOptions", "VerifierCore"]
 
 #: RFC 7518 3.2: an HS256 key has at least as many bytes as the hash.
 MIN_SECRET_BYTES = 32
@@ -35,63 +34,16 @@ MIN_SECRET_BYTES = 32
 TransportT = TypeVar("TransportT")
 #: What a verification reads once: the cache generation, the keys and the policy.
 Installed = tuple[int, JWK | JWKSet, JWTPolicy]
-KeySource = JWKSet | str | bytes | os.PathLike[str]
 
 
-def load_jwks(source: KeySource) -> JWKSet:
-    """A ``JWKSet``, JWK Set JSON text or bytes, or the path of a file holding it."""
-    if isinstance(source, JWKSet):
-        keys = source
-    elif isinstance(source, bytes):
-        keys = JWKSet.from_json(source)
-    elif isinstance(source, str) and source.lstrip().startswith("{"):
-        keys = JWKSet.from_json(source)
-    elif isinstance(source, str | os.PathLike):
-        keys = JWKSet.from_json(Path(source).read_bytes())
-    else:
-        raise TypeError("keys must be a JWKSet, JWK Set JSON, or a path to a JWK Set file")
-    if any(key.kty == "oct" for key in keys):
-        raise ValueError("a key set for a verifier holds public keys; use from_secret for HS256")
-    # A verifier never needs a private key: keep only the public halves.
-    return JWKSet(key.public() for key in keys)
+class RemoteJWKSOptions(TypedDict):
+    """What a verifier gives its remote key set, besides the client."""
 
-
-def load_pem(source: str | bytes | os.PathLike[str]) -> JWK:
-    """A public key (or the public half of a private key) from PEM text or a PEM file."""
-    if isinstance(source, bytes) or (isinstance(source, str) and "-----BEGIN" in source):
-        data: str | bytes = source
-    elif isinstance(source, str | os.PathLike):
-        data = Path(source).read_bytes()
-    else:
-        raise TypeError("pem must be PEM text or bytes, or a path to a PEM file")
-    return JWK.from_pem(data).public()
-
-
-def _keys_algorithms(config: VerifierConfig, keys: JWK | JWKSet) -> frozenset[str]:
-    if config.algorithms is not None:
-        return frozenset(config.algorithms)
-    members = (keys,) if isinstance(keys, JWK) else keys
-    algorithms = frozenset().union(*(key.algorithms for key in members)) & ASYMMETRIC_ALGORITHMS
-    if not algorithms:
-        raise ValueError("the keys can verify no signature algorithm")
-    return algorithms
-
-
-def remote_algorithms(config: VerifierConfig, metadata: ProviderMetadata | None) -> frozenset[str]:
-    """The allow-list with remote keys: configured, or announced, or every asymmetric one.
-
-    Announced algorithms are intersected with the asymmetric ones the core supports:
-    an issuer announcing HS256 or ``none`` cannot make us accept them.
-    """
-    if config.algorithms is not None:
-        return frozenset(config.algorithms)
-    if metadata is None or metadata.signing_algorithms is None:
-        # Safe without a list: every key is bound to the algorithms of its type.
-        return ASYMMETRIC_ALGORITHMS
-    algorithms = frozenset(metadata.signing_algorithms) & ASYMMETRIC_ALGORITHMS
-    if not algorithms:
-        raise KeySetUnavailable("The issuer announces no asymmetric signature algorithm.")
-    return algorithms
+    jwks_uri: str | None
+    issuer: str | None
+    policy: JWKSCachePolicy
+    clock: Clock
+    allow_insecure_http: bool
 
 
 class VerifierCore(ABC, Generic[TransportT]):
@@ -109,8 +61,30 @@ class VerifierCore(ABC, Generic[TransportT]):
     _policy: JWTPolicy | None
     _algorithms: frozenset[str] | None
     _keys_valid_until: float
+    #: The revocation feed to poll, None without client credentials.
+    _feed: RevocationFeed | None
 
-    def _setup_core(self, config: VerifierConfig, clock: Clock | None) -> None:
+    def __init__(
+        self,
+        config: VerifierConfig,
+        *,
+        clock: Clock | None = None,
+        transport: TransportT | None = None,
+    ) -> None:
+        """Remote keys: from ``config.jwks_uri``, or by discovery from ``config.issuer``.
+
+        ``transport`` replaces the network (tests pass ``httpx.MockTransport``).
+        """
+        self._setup(config, clock, transport, None)
+
+    def _setup(
+        self,
+        config: VerifierConfig,
+        clock: Clock | None,
+        transport: TransportT | None,
+        static: tuple[JWK | JWKSet, frozenset[str]] | None,
+    ) -> None:
+        """Build the verifier: remote keys when ``static`` is None, else those keys."""
         if not isinstance(config, VerifierConfig):
             raise TypeError("config must be a VerifierConfig")
         self.config = config
@@ -125,16 +99,31 @@ class VerifierCore(ABC, Generic[TransportT]):
         self._policy = None
         self._algorithms = None
         self._keys_valid_until = -math.inf
+        remote = static is None
+        if remote and config.jwks_uri is None:
+            config.check_issuer_url()
+        self._feed = self._revocation_feed()
+        self._connect(transport, remote=remote)
+        if static is not None:
+            self._install_static(static)
 
     @abstractmethod
-    def _setup(
-        self,
-        config: VerifierConfig,
-        clock: Clock | None,
-        transport: TransportT | None,
-        static: tuple[JWK | JWKSet, frozenset[str]] | None,
-    ) -> None:
-        """Build the verifier: remote keys when ``static`` is None, else those keys."""
+    def _connect(self, transport: TransportT | None, *, remote: bool) -> None:
+        """Open the client when one is needed, the remote key set and the feed's poller.
+
+        ``remote``: the keys come from the issuer (see ``_remote_jwks_options``); the
+        poller is built when ``_feed`` is set. Nothing is fetched here.
+        """
+
+    def _remote_jwks_options(self) -> RemoteJWKSOptions:
+        config = self.config
+        return RemoteJWKSOptions(
+            jwks_uri=config.jwks_uri,
+            issuer=None if config.jwks_uri else config.issuer,
+            policy=config.jwks_cache,
+            clock=self._clock,
+            allow_insecure_http=config.allow_insecure_http,
+        )
 
     # -- offline constructors -------------------------------------------------------
 
@@ -168,7 +157,7 @@ class VerifierCore(ABC, Generic[TransportT]):
         client credentials.
         """
         jwks = load_jwks(keys)
-        return cls._offline(config, jwks, _keys_algorithms(config, jwks), clock, transport)
+        return cls._offline(config, jwks, keys_algorithms(config, jwks), clock, transport)
 
     @classmethod
     def from_pem(
@@ -184,7 +173,7 @@ class VerifierCore(ABC, Generic[TransportT]):
         The one key verifies whatever kid a token names, as the core does for a single key.
         """
         key = load_pem(pem)
-        return cls._offline(config, key, _keys_algorithms(config, key), clock, transport)
+        return cls._offline(config, key, keys_algorithms(config, key), clock, transport)
 
     @classmethod
     def from_secret(
@@ -219,6 +208,11 @@ class VerifierCore(ABC, Generic[TransportT]):
     def keys(self) -> JWK | JWKSet | None:
         """What verifies now: a set, or the one offline key; None before the first fetch."""
         return self._keys
+
+    @property
+    def revocation_state(self) -> RevocationState | None:
+        """How the denylist stands against the feed; None when the feed is not polled."""
+        return self._feed.state if self._feed is not None else None
 
     def _install(self, keys: JWK | JWKSet, valid_until: float, algorithms: frozenset[str]) -> None:
         if algorithms != self._algorithms:

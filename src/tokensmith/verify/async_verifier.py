@@ -13,7 +13,6 @@ from typing import Self
 
 import httpx
 
-from tokensmith.clock import Clock
 from tokensmith.errors import (
     ExpiredToken,
     KeyNotFound,
@@ -23,9 +22,9 @@ from tokensmith.errors import (
 )
 from tokensmith.jose import JWK, JWKSet
 
-from ._core import VerifierCore, remote_algorithms
+from ._core import VerifierCore
+from ._key_sources import remote_algorithms
 from .claims import AccessClaims
-from .config import VerifierConfig
 from .jwks_cache import AsyncRemoteJWKS
 from .revocations import AsyncRevocationPoller, RevocationState
 
@@ -39,51 +38,14 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
     _jwks: AsyncRemoteJWKS | None
     _poller: AsyncRevocationPoller | None
 
-    def __init__(
-        self,
-        config: VerifierConfig,
-        *,
-        clock: Clock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        """Remote keys: from ``config.jwks_uri``, or by discovery from ``config.issuer``.
-
-        ``transport`` replaces the network (tests pass ``httpx.MockTransport``).
-        """
-        self._setup(config, clock, transport, None)
-
-    def _setup(
-        self,
-        config: VerifierConfig,
-        clock: Clock | None,
-        transport: httpx.AsyncBaseTransport | None,
-        static: tuple[JWK | JWKSet, frozenset[str]] | None,
-    ) -> None:
-        self._setup_core(config, clock)
-        remote = static is None
-        if remote and config.jwks_uri is None:
-            config.check_issuer_url()
-        feed = self._revocation_feed()
-        self._client = httpx.AsyncClient(transport=transport) if remote or feed else None
-        self._jwks = None
-        self._poller = None
-        if static is not None:
-            self._install_static(static)
-        else:
-            assert self._client is not None
-            self._jwks = AsyncRemoteJWKS(
-                config.jwks_uri,
-                issuer=None if config.jwks_uri else config.issuer,
-                policy=config.jwks_cache,
-                clock=self._clock,
-                client=self._client,
-                allow_insecure_http=config.allow_insecure_http,
-            )
-        if feed is not None:
-            assert self._client is not None
-            self._poller = AsyncRevocationPoller(
-                feed, self._client, config.revocation_poll_interval
-            )
+    def _connect(self, transport: httpx.AsyncBaseTransport | None, *, remote: bool) -> None:
+        feed = self._feed
+        self._client = client = httpx.AsyncClient(transport=transport) if remote or feed else None
+        self._jwks = (
+            AsyncRemoteJWKS(client=client, **self._remote_jwks_options()) if remote else None
+        )
+        interval = self.config.revocation_poll_interval
+        self._poller = AsyncRevocationPoller(feed, client, interval) if feed and client else None
 
     # -- verification -----------------------------------------------------------------
 
@@ -141,11 +103,6 @@ class AsyncVerifier(VerifierCore[httpx.AsyncBaseTransport]):
     def jwks(self) -> AsyncRemoteJWKS | None:
         """The remote key set cache (its ``state``, ``reload()``); None with static keys."""
         return self._jwks
-
-    @property
-    def revocation_state(self) -> RevocationState | None:
-        """How the denylist stands against the feed; None when the feed is not polled."""
-        return self._poller.feed.state if self._poller is not None else None
 
     async def poll_revocations(self) -> RevocationState:
         """Read the revocation feed now, to its end."""

@@ -15,8 +15,8 @@ from tokensmith.jose import DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, SUPPORTED_ALGOR
 
 from ._http import check_url
 from ._jwks_state import JWKSCachePolicy
+from ._revocation_feed import FEED_PATH
 from ._token_cache import DEFAULT_TOKEN_CACHE_SIZE
-from .revocations import FEED_PATH
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

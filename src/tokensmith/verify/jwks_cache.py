@@ -1,138 +1,34 @@
 """The remote key set: thin sync and async drivers around ``JWKSCacheMachine``.
 
 The machine decides; a driver runs the HTTP request it asks for and reports the
-result. Concurrent callers share one fetch: the sync driver holds a lock and checks
-again once it has it, the async driver keeps one in-flight task that every caller
-awaits. While a usable stale set exists, only the caller that starts a refresh waits
-for it; the others keep verifying with the stale set.
+result. The rest that is not I/O (the constructor, discovery, applying and logging a
+fetch) is ``RemoteJWKSBase``, in ``_remote_jwks_base.py``. Concurrent callers share
+one fetch: the sync driver holds a lock and checks again once it has it, the async
+driver keeps one in-flight task that every caller awaits. While a usable stale set
+exists, only the caller that starts a refresh waits for it; the others keep
+verifying with the stale set.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 
 import httpx
 
-from tokensmith.clock import Clock, SystemClock
-from tokensmith.errors import KeySetUnavailable
 from tokensmith.jose import JWKSet
 
-from ._http import Fetched, FetchFailed, check_url, get_limited, get_limited_async
-from ._jwks_state import FetchOutcome, JWKSCacheMachine, JWKSCachePolicy, JWKSCacheState
-from .discovery import ProviderMetadata, metadata_url, parse_metadata
+from ._http import FetchFailed, get_limited, get_limited_async
+from ._jwks_state import JWKSCacheState
+from ._remote_jwks_base import RemoteJWKSBase
 
 __all__ = ["AsyncRemoteJWKS", "RemoteJWKS"]
 
-logger = logging.getLogger("tokensmith.verify")
 
-
-class _RemoteJWKSBase:
-    """What both drivers share: the machine, the endpoint, the clock and the logging."""
-
-    def __init__(
-        self,
-        jwks_uri: str | None,
-        issuer: str | None,
-        policy: JWKSCachePolicy,
-        clock: Clock | None,
-        allow_insecure_http: bool,
-    ) -> None:
-        if (jwks_uri is None) == (issuer is None):
-            raise ValueError("give exactly one of jwks_uri and issuer (for discovery)")
-        url = jwks_uri if jwks_uri is not None else issuer
-        assert url is not None
-        problem = check_url(
-            url, what="jwks_uri" if jwks_uri else "issuer", allow_insecure_http=allow_insecure_http
-        )
-        if problem is not None:
-            raise ValueError(problem)
-        self._machine = JWKSCacheMachine(policy)
-        self._policy = policy
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._issuer = issuer
-        self._jwks_uri = jwks_uri
-        self._allow_insecure_http = allow_insecure_http
-        #: The discovery document, once read (None with an explicit jwks_uri).
-        self.metadata: ProviderMetadata | None = None
-
-    @property
-    def state(self) -> JWKSCacheState:
-        return self._machine.state(self._clock.now())
-
-    @property
-    def policy(self) -> JWKSCachePolicy:
-        return self._policy
-
-    def _unavailable(self) -> KeySetUnavailable:
-        error = self._machine.state(self._clock.now()).last_error
-        if error is None:
-            return KeySetUnavailable()
-        return KeySetUnavailable(f"{KeySetUnavailable.description} Last error: {error}.")
-
-    def _discovered(self, fetched: Fetched) -> str:
-        if fetched.status != 200:
-            raise FetchFailed(f"discovery: HTTP {fetched.status}")
-        assert self._issuer is not None
-        self.metadata = parse_metadata(
-            self._issuer, fetched.body, allow_insecure_http=self._allow_insecure_http
-        )
-        self._jwks_uri = self.metadata.jwks_uri
-        return self._jwks_uri
-
-    def _rediscovery_failed(self, exc: FetchFailed) -> str:
-        """The key set URL when discovery fails: the one found before, or the failure."""
-        if self._jwks_uri is None:
-            raise exc
-        logger.warning(
-            "discovery at %s failed: %s; the last document stands", self._issuer, exc.reason
-        )
-        return self._jwks_uri
-
-    def _report(self, outcome: FetchOutcome) -> None:
-        where = self._jwks_uri or self._issuer
-        if outcome.dropped_private:
-            # Once per published set: an unchanged body is not parsed again.
-            logger.warning(
-                "key set from %s publishes private key material (kid %s); "
-                "only the public halves are used",
-                where,
-                ", ".join(repr(kid) for kid in outcome.dropped_private),
-            )
-        if outcome.first_failure:
-            serving = self._machine.usable_keys(self._clock.now()) is not None
-            logger.warning(
-                "key set fetch from %s failed: %s; %s",
-                where,
-                outcome.error,
-                "serving the last good key set" if serving else "no key set to serve",
-            )
-        elif outcome.recovered:
-            logger.info("key set fetch from %s succeeded again", where)
-
-
-class RemoteJWKS(_RemoteJWKSBase):
+class RemoteJWKS(RemoteJWKSBase[httpx.Client, httpx.BaseTransport]):
     """A remote JWKS for threaded code, over ``httpx.Client``."""
 
-    def __init__(
-        self,
-        jwks_uri: str | None = None,
-        *,
-        issuer: str | None = None,
-        policy: JWKSCachePolicy | None = None,
-        clock: Clock | None = None,
-        transport: httpx.BaseTransport | None = None,
-        client: httpx.Client | None = None,
-        allow_insecure_http: bool = False,
-    ) -> None:
-        """Fetch from ``jwks_uri``, or find it by discovery from ``issuer``.
-
-        ``client`` is used as given and not closed here; otherwise a client is built
-        on ``transport`` (tests pass an ``httpx.MockTransport``) and closed by ``close``.
-        """
-        super().__init__(jwks_uri, issuer, policy or JWKSCachePolicy(), clock, allow_insecure_http)
-        self._owns_client = client is None
+    def _attach(self, client: httpx.Client | None, transport: httpx.BaseTransport | None) -> None:
         self._client = client if client is not None else httpx.Client(transport=transport)
         self._lock = threading.Lock()
 
@@ -159,11 +55,7 @@ class RemoteJWKS(_RemoteJWKSBase):
         elif machine.usable_keys(now) is None:
             with self._lock:  # a fetch may be in flight in another thread: wait for it
                 pass
-        now = self._clock.now()
-        keys = machine.usable_keys(now)
-        if keys is None:
-            raise self._unavailable()
-        return keys, machine.recheck_at(now)
+        return self._serving()
 
     def keys_after_unknown_kid(self, seen: object) -> JWKSet | None:
         """A newer set than ``seen`` after a kid miss, fetching at most once per cooldown."""
@@ -171,8 +63,7 @@ class RemoteJWKS(_RemoteJWKSBase):
         with self._lock:  # re-check under the lock: another thread may have fetched
             if machine.keys is seen and machine.may_fetch(self._clock.now()):
                 self._fetch()
-            keys = machine.usable_keys(self._clock.now())
-        return keys if keys is not None and keys is not seen else None
+            return self._newer_than(seen)
 
     def reload(self) -> JWKSCacheState:
         """Fetch now, whatever the freshness and the cooldown; failures are in the state."""
@@ -185,59 +76,29 @@ class RemoteJWKS(_RemoteJWKSBase):
             self._client.close()
 
     def _fetch(self) -> None:
-        machine = self._machine
-        headers = machine.begin_fetch(self._clock.now())
-        policy = self._policy
+        headers, discovery = self._begin_fetch()
         try:
             url = self._jwks_uri
-            if self._issuer is not None:
-                # Read on every fetch, not once: the algorithms it announces are the
-                # verifier's default allow-list, and an issuer may add one.
+            if discovery is not None:
                 try:
-                    url = self._discovered(
-                        get_limited(
-                            self._client,
-                            metadata_url(self._issuer),
-                            timeout=policy.timeout,
-                            max_bytes=policy.max_bytes,
-                        )
-                    )
+                    url = self._discovered(get_limited(self._client, discovery, **self._limits))
                 except FetchFailed as exc:
                     url = self._rediscovery_failed(exc)
             assert url is not None  # no issuer: the jwks_uri was given
-            fetched = get_limited(
-                self._client,
-                url,
-                headers=headers,
-                timeout=policy.timeout,
-                max_bytes=policy.max_bytes,
-            )
+            fetched = get_limited(self._client, url, headers=headers, **self._limits)
         except FetchFailed as exc:
-            outcome = machine.on_failure(self._clock.now(), exc.reason)
+            outcome = self._failed(exc)
         else:
-            outcome = machine.on_response(
-                self._clock.now(), fetched.status, fetched.headers, fetched.body
-            )
+            outcome = self._received(fetched)
         self._report(outcome)
 
 
-class AsyncRemoteJWKS(_RemoteJWKSBase):
+class AsyncRemoteJWKS(RemoteJWKSBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """A remote JWKS for asyncio code, over ``httpx.AsyncClient``."""
 
-    def __init__(
-        self,
-        jwks_uri: str | None = None,
-        *,
-        issuer: str | None = None,
-        policy: JWKSCachePolicy | None = None,
-        clock: Clock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        client: httpx.AsyncClient | None = None,
-        allow_insecure_http: bool = False,
+    def _attach(
+        self, client: httpx.AsyncClient | None, transport: httpx.AsyncBaseTransport | None
     ) -> None:
-        """As ``RemoteJWKS``, with an ``httpx.AsyncClient`` and an async transport."""
-        super().__init__(jwks_uri, issuer, policy or JWKSCachePolicy(), clock, allow_insecure_http)
-        self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(transport=transport)
         self._inflight: asyncio.Task[None] | None = None
 
@@ -250,11 +111,7 @@ class AsyncRemoteJWKS(_RemoteJWKSBase):
                 await self._shared_fetch()
         elif self._inflight is None and machine.refresh_due(now):
             await self._shared_fetch()
-        now = self._clock.now()
-        keys = machine.usable_keys(now)
-        if keys is None:
-            raise self._unavailable()
-        return keys, machine.recheck_at(now)
+        return self._serving()
 
     async def keys_after_unknown_kid(self, seen: object) -> JWKSet | None:
         """As ``RemoteJWKS.keys_after_unknown_kid``; misses during a fetch await it."""
@@ -263,8 +120,7 @@ class AsyncRemoteJWKS(_RemoteJWKSBase):
             self._inflight is not None or machine.may_fetch(self._clock.now())
         ):
             await self._shared_fetch()
-        keys = machine.usable_keys(self._clock.now())
-        return keys if keys is not None and keys is not seen else None
+        return self._newer_than(seen)
 
     async def reload(self) -> JWKSCacheState:
         """Fetch now (joining a fetch already in flight); failures are in the state."""
@@ -287,39 +143,22 @@ class AsyncRemoteJWKS(_RemoteJWKSBase):
         await asyncio.shield(task)
 
     async def _fetch(self) -> None:
-        machine = self._machine
-        headers = machine.begin_fetch(self._clock.now())
-        policy = self._policy
+        headers, discovery = self._begin_fetch()
         try:
             url = self._jwks_uri
-            if self._issuer is not None:
-                # Read on every fetch, not once: the algorithms it announces are the
-                # verifier's default allow-list, and an issuer may add one.
+            if discovery is not None:
                 try:
                     url = self._discovered(
-                        await get_limited_async(
-                            self._client,
-                            metadata_url(self._issuer),
-                            timeout=policy.timeout,
-                            max_bytes=policy.max_bytes,
-                        )
+                        await get_limited_async(self._client, discovery, **self._limits)
                     )
                 except FetchFailed as exc:
                     url = self._rediscovery_failed(exc)
             assert url is not None  # no issuer: the jwks_uri was given
-            fetched = await get_limited_async(
-                self._client,
-                url,
-                headers=headers,
-                timeout=policy.timeout,
-                max_bytes=policy.max_bytes,
-            )
+            fetched = await get_limited_async(self._client, url, headers=headers, **self._limits)
         except FetchFailed as exc:
-            outcome = machine.on_failure(self._clock.now(), exc.reason)
+            outcome = self._failed(exc)
         else:
-            outcome = machine.on_response(
-                self._clock.now(), fetched.status, fetched.headers, fetched.body
-            )
+            outcome = self._received(fetched)
         finally:
             self._inflight = None
         self._report(outcome)
