@@ -43,6 +43,8 @@ _INVALID_CHALLENGE = re.compile(
 _FORBIDDEN_CHALLENGE = re.compile(
     r'Bearer realm="(?P<realm>[^"]*)", error="insufficient_scope", '
     r'error_description="(?P<d>[^"]*)"'
+    # A scope check names the scopes it needs (RFC 6750 section 3); a role check does not.
+    r'(?:, scope="(?P<scope>[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)")?'
 )
 
 

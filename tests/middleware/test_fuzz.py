@@ -20,11 +20,13 @@ it nor key material in a body or a header.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +38,11 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from tokensmith.errors import TokensmithError
+from tokensmith.middleware import asgi, bearer
+from tokensmith.middleware import fastapi as fastapi_mw
+from tokensmith.middleware import flask as flask_mw
 
 from .helpers import (
     Keys,
@@ -260,14 +267,35 @@ def may_pass(holder: Holder, route: tuple[str, str]) -> bool:
     return (not roles or bool(roles & holder.roles)) and scopes <= holder.scopes
 
 
+@functools.cache
+def fixed_text() -> str:
+    """Every string literal of the middleware and every error's fixed description.
+
+    Hypothesis draws text from the code under test's own literals, so a drawn value can
+    be a piece of the answer's fixed words ("error_descriptio" against a body naming
+    error_description): a piece of these is no echo of what the client sent."""
+    words = [cls.description for cls in _subclasses(TokensmithError)]
+    for module in (bearer, asgi, fastapi_mw, flask_mw):
+        tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+        words += [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    return "\n".join(w for w in words if isinstance(w, str))
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
+
+
 def secrets_in(call: Call) -> list[str]:
     """What no answer may contain: each token presented, its long parts, the key members.
 
     Short strings are left out: "Bearer x" echoing "x" somewhere is no finding, and a
-    random 16-character token cannot turn up in an answer by chance."""
+    random 16-character token cannot turn up in an answer by chance; nor is a piece of
+    the answers' own fixed text (``fixed_text``)."""
     found = list(world().keys.material())
+    vocabulary = fixed_text()
     for value in call.presented:
-        found += [part for part in (value, *value.split(".")) if len(part) >= 16]
+        parts = (value, *value.split("."))
+        found += [part for part in parts if len(part) >= 16 and part not in vocabulary]
     return found
 
 

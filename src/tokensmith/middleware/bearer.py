@@ -25,6 +25,7 @@ __all__ = [
     "InvalidBearer",
     "MissingBearer",
     "Unavailable",
+    "access_rule",
     "auth_error_for",
     "check_access",
     "parse_authorization",
@@ -32,6 +33,17 @@ __all__ = [
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 6750 section 3: error_description and scope values are %x20-21 / %x23-5B / %x5D-7E,
+# so a quoted-string holding them needs no escaping; anything else is replaced.
+_NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def _quotable(text: str) -> str:
+    """``text`` safe inside a quoted-string: an application may pass a claim value to an
+    ``AuthError``, and a quote or CR/LF in it must not end the string or the header."""
+    return _NOT_QUOTABLE.sub("?", text)
 
 
 class AuthError(Exception):
@@ -41,6 +53,8 @@ class AuthError(Exception):
     error: str | None = None
 
     def __init__(self, description: str | None = None) -> None:
+        if description is not None:
+            description = _quotable(description)
         super().__init__(description or "")
         self.description = description
 
@@ -73,6 +87,15 @@ class InvalidBearer(AuthError):
 class Forbidden(AuthError):
     status = 403
     error = "insufficient_scope"
+
+    def __init__(self, description: str | None = None, *, scope: str | None = None) -> None:
+        super().__init__(description)
+        #: The scopes the operation needs (RFC 6750 section 3), when the check is by scope.
+        self.scope = None if scope is None else _quotable(scope)
+
+    def challenge(self, realm: str) -> str:
+        challenge = super().challenge(realm)
+        return challenge if self.scope is None else f'{challenge}, scope="{self.scope}"'
 
 
 class Unavailable(AuthError):
@@ -111,6 +134,27 @@ def auth_error_for(exc: TokensmithError) -> AuthError:
     return InvalidBearer("The token could not be verified.")
 
 
+def access_rule(
+    roles: Iterable[str], scopes: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``require``'s arguments, checked once when a route is declared (misuse, not a 4xx).
+
+    A string is refused: ``roles="ADMIN"`` would read as the roles A, D, M, I, N. A
+    scope must be an RFC 6749 scope-token: one with a space could never be held (scopes
+    are split at spaces), and it is written into the 403's ``scope`` attribute.
+    """
+    if isinstance(roles, str) or isinstance(scopes, str):
+        name = "roles" if isinstance(roles, str) else "scopes"
+        raise TypeError(f"{name} must be a list of names, not a string")
+    wanted_roles, wanted_scopes = tuple(roles), tuple(scopes)
+    if not all(isinstance(role, str) for role in wanted_roles):
+        raise TypeError("roles must be strings")
+    for scope in wanted_scopes:
+        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+            raise ValueError(f"{scope!r} is not a scope-token (RFC 6749 section 3.3)")
+    return wanted_roles, wanted_scopes
+
+
 def check_access(
     claims: AccessClaims | None, roles: Iterable[str] = (), scopes: Iterable[str] = ()
 ) -> AccessClaims:
@@ -125,5 +169,7 @@ def check_access(
     if wanted_scopes:
         held_scopes = claims.scopes  # split from the scope claim on each read: once here
         if any(scope not in held_scopes for scope in wanted_scopes):
-            raise Forbidden("The token lacks a scope this operation needs.")
+            raise Forbidden(
+                "The token lacks a scope this operation needs.", scope=" ".join(wanted_scopes)
+            )
     return claims

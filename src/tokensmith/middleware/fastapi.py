@@ -22,7 +22,7 @@ from fastapi.security.base import SecurityBase
 from tokensmith.verify.claims import AccessClaims
 
 from .asgi import claims_of
-from .bearer import check_access
+from .bearer import access_rule, check_access
 
 __all__ = ["bearer_scheme", "require"]
 
@@ -56,4 +56,4 @@ class _Require(SecurityBase):
 def require(
     *, roles: Iterable[str] = (), scopes: Iterable[str] = ()
 ) -> Callable[..., Awaitable[AccessClaims]]:
-    return _Require(tuple(roles), tuple(scopes))
+    return _Require(*access_rule(roles, scopes))

@@ -23,7 +23,7 @@ from flask import Flask, Response, g, jsonify, request
 from tokensmith.errors import TokensmithError
 from tokensmith.verify.claims import AccessClaims
 
-from .bearer import AuthError, auth_error_for, check_access, parse_authorization
+from .bearer import AuthError, access_rule, auth_error_for, check_access, parse_authorization
 
 __all__ = ["BearerAuth", "SyncTokenVerifier", "current_claims"]
 
@@ -84,12 +84,18 @@ class BearerAuth:
         return response
 
     def require(self, *, roles: Iterable[str] = (), scopes: Iterable[str] = ()) -> Callable[[F], F]:
-        wanted_roles, wanted_scopes = tuple(roles), tuple(scopes)
+        wanted_roles, wanted_scopes = access_rule(roles, scopes)
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                check_access(current_claims(), wanted_roles, wanted_scopes)
+                try:
+                    check_access(current_claims(), wanted_roles, wanted_scopes)
+                except AuthError as exc:
+                    # Answered here, not raised: Flask asks a blueprint's handlers before
+                    # the application's, so a blueprint's errorhandler(Exception) would
+                    # turn the 401/403 into its own 500.
+                    return self._answer(exc)
                 return view(*args, **kwargs)
 
             return wrapper  # type: ignore[return-value]
