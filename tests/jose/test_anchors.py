@@ -6,8 +6,9 @@ about JWE (PBES2 p2c, zip bombs, RSA1_5) get a test that the JWE-shaped input
 is refused as MalformedToken before any decompression or key unwrapping:
 tokensmith implements no JWE at all.
 
-Not here: CVE-2026-48524 (remote JWKS refetch cooldown: a later SDK issue),
-GHSA-cq42-vhv7-xr7p and CVE-2026-9798 (server account lockout).
+Not here: CVE-2026-48524 (remote JWKS refetch cooldown) is tested in the verifier
+SDK's tests/verify/test_anchors_verify.py; GHSA-cq42-vhv7-xr7p and CVE-2026-9798 (the
+token server's login throttle) in tests/server/test_anchors_server.py.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from tokensmith.jose import (
     InvalidKeySet,
     JWKSet,
     JWTPolicy,
+    KeyNotFound,
     KeyUnusable,
     MalformedToken,
     TokenError,
@@ -518,6 +520,49 @@ def test_cve_2026_27962_key_embedded_in_the_token_is_never_used(
     assert verify_jwt(genuine, victim, policy(["ES256"], allow_key_headers=True))["sub"] == "admin"
 
 
+@pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
+def test_cve_2026_27962_no_key_given_never_means_the_tokens_own(
+    monkeypatch: pytest.MonkeyPatch, member: str
+) -> None:
+    """Authlib < 1.6.9, as reported: with key=None, the key in the token's jwk header was used.
+
+    Here "no key" is refused at the call (None) or finds nothing (an empty set), whether
+    the key headers are refused (the default) or tolerated, and nothing is fetched.
+    """
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the verifier tried to fetch a key")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+
+    attacker = JWK.generate("ES256", kid="attacker")
+    value: Any = {
+        "jwk": attacker.public().to_dict(),
+        "jku": "https://attacker.example/jwks.json",
+        "x5u": "https://attacker.example/cert.pem",
+        "x5c": [
+            base64.b64encode(
+                self_signed_certificate(attacker.crypto_key()).public_bytes(
+                    serialization.Encoding.DER
+                )
+            ).decode()
+        ],
+    }[member]
+    forged = encode_jwt(CLAIMS, attacker, headers={member: value})
+    no_key: Any = None
+    for tolerated in (False, True):
+        with pytest.raises(TypeError):
+            verify_jwt(forged, no_key, policy(["ES256"], allow_key_headers=tolerated))
+        with pytest.raises(TypeError):
+            verify_compact(forged, no_key, algorithms=["ES256"], allow_key_headers=tolerated)
+        refusal = KeyNotFound if tolerated else UnsupportedHeader
+        with pytest.raises(refusal):
+            verify_jwt(forged, JWKSet([]), policy(["ES256"], allow_key_headers=tolerated))
+        with pytest.raises(refusal):
+            verify_compact(forged, JWKSet([]), algorithms=["ES256"], allow_key_headers=tolerated)
+
+
 @pytest.mark.parametrize("alg", ["HS1", "XS256", "RS256X", "ES256K", "HS256+at_hash", "unknown"])
 def test_cve_2026_28498_unknown_alg_fails_closed(verify_keys: dict[str, JWK], alg: str) -> None:
     """Authlib < 1.6.9: the at_hash/c_hash check returned True for an unknown alg.
@@ -741,6 +786,76 @@ def test_cve_2024_28180_go_jose_decompression_bomb(
 ) -> None:
     """go-jose (Dex, Hydra): JWE decompression bomb. tokensmith implements no JWE."""
     assert_zip_bomb_rejected(deflate_bomb, verify_keys)
+
+
+def assert_zip_bomb_rejected_in_bounded_memory(bomb: bytes, verify_keys: dict[str, JWK]) -> None:
+    """The rows ask for "bounded memory": measured, not inferred from which functions ran.
+
+    The tokens carry 100 MiB of zeros deflated to about 100 KB; every entry point refuses
+    them, with the size limit raised past the token, while the traced peak stays below
+    1 MiB (inflating would need 100 MiB, and so would any decompressor, not only zlib's).
+    """
+    key = verify_keys["HS256"]
+    jwe = jwe_compact({"alg": "dir", "enc": "A256GCM", "zip": "DEF"}, body=bomb)
+    data = signing_input({"alg": "HS256", "zip": "DEF"}, bomb)
+    jws = (data + b"." + b64url_encode(hmac.digest(key.crypto_key(), data, "sha256"))).decode()
+    calls: list[Callable[[], object]] = []
+    for token in (jwe, jws):
+        size = len(token)
+        calls += [
+            lambda token=token, size=size: verify_compact(
+                token, key, algorithms=EVERY_ALGORITHM, max_size=size
+            ),
+            lambda token=token, size=size: verify_jwt(
+                token, key, policy(EVERY_ALGORITHM, max_token_size=size)
+            ),
+            lambda token=token: verify_compact(token, key, algorithms=["HS256"]),
+        ]
+    calls.append(lambda: decode_unverified(jwe, max_size=len(jwe)))
+    tracemalloc.start()
+    try:
+        for call in calls:
+            with pytest.raises(TokenError):
+                call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"peak {peak} bytes while refusing a decompression bomb"
+
+
+def test_cve_2024_28102_zip_bomb_bounded_memory(
+    verify_keys: dict[str, JWK], deflate_bomb: bytes
+) -> None:
+    """jwcrypto < 1.5.6: zip DEF bomb; "rejected with bounded memory", measured."""
+    assert_zip_bomb_rejected_in_bounded_memory(deflate_bomb, verify_keys)
+
+
+def test_cve_2026_39373_zip_bomb_bounded_memory(
+    verify_keys: dict[str, JWK], deflate_bomb: bytes
+) -> None:
+    """jwcrypto < 1.5.7: decompressed output uncapped; the peak is measured, not the input."""
+    assert_zip_bomb_rejected_in_bounded_memory(deflate_bomb, verify_keys)
+
+
+def test_cve_2024_33664_zip_bomb_bounded_memory(
+    verify_keys: dict[str, JWK], deflate_bomb: bytes
+) -> None:
+    """python-jose < 3.4: JWE decompression bomb; bounded memory, measured."""
+    assert_zip_bomb_rejected_in_bounded_memory(deflate_bomb, verify_keys)
+
+
+def test_cve_2024_28176_zip_bomb_bounded_memory(
+    verify_keys: dict[str, JWK], deflate_bomb: bytes
+) -> None:
+    """panva/jose: JWE decompression bomb; bounded memory, measured."""
+    assert_zip_bomb_rejected_in_bounded_memory(deflate_bomb, verify_keys)
+
+
+def test_cve_2024_28180_zip_bomb_bounded_memory(
+    verify_keys: dict[str, JWK], deflate_bomb: bytes
+) -> None:
+    """go-jose (Dex, Hydra): JWE decompression bomb; bounded memory, measured."""
+    assert_zip_bomb_rejected_in_bounded_memory(deflate_bomb, verify_keys)
 
 
 def test_cve_2016_6298_rsa1_5_key_unwrap(
