@@ -223,9 +223,21 @@ async def test_a_bad_token_is_401_on_any_route_and_the_app_never_runs(
         assert h.inner.calls == 0
 
 
-async def test_another_scheme_is_401_invalid_token(keys: Keys) -> None:
+async def test_another_scheme_passes_with_no_claims(keys: Keys) -> None:
+    # RFC 6750 section 3.1: an unsupported method is no bearer credential; the route
+    # decides (require answers the bare challenge), as without a header.
     async with harness(keys) as h:
-        for header in ("Basic dXNlcjpwYXNzd29yZA==", f"Token {token(keys)}", "Bearer", "x"):
+        for header in ("Basic dXNlcjpwYXNzd29yZA==", f"Token {token(keys)}", "x"):
+            response = await h.http.get("/", headers={"Authorization": header})
+            assert response.status_code == 200
+            assert response.json() == {"sub": None}
+        assert h.inner.seen == [None, None, None]
+        assert h.verifier.calls == 0
+
+
+async def test_a_bearer_scheme_without_a_token_is_401_invalid_token(keys: Keys) -> None:
+    async with harness(keys) as h:
+        for header in ("Bearer", "Bearer\tabc", "Bearer:abc"):
             response = await h.http.get("/", headers={"Authorization": header})
             assert_invalid_token(
                 response.status_code, response.headers, response.json(), response.text, []

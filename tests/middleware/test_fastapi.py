@@ -192,23 +192,24 @@ async def test_expired_says_so_without_details(keys: Keys) -> None:
     assert description == "The token has expired."
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        "Basic dXNlcjpwYXNzd29yZA==",
-        "Bearer",
-        "Bearer a b",
-        "Bearer a,b",
-        "Token abc",
-    ],
-)
-async def test_another_scheme_or_a_malformed_header_is_401(keys: Keys, header: str) -> None:
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer a,b", "Bearer\tabc"])
+async def test_a_malformed_bearer_header_is_401(keys: Keys, header: str) -> None:
     async with client(keys) as http:
         for method, path in [("GET", "/public"), ("GET", "/me")]:
             response = await http.request(method, path, headers={"Authorization": header})
             assert_invalid_token(
                 response.status_code, response.headers, response.json(), response.text, []
             )
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNzd29yZA==", "Token abc", "Digest x"])
+async def test_another_scheme_is_no_credential(keys: Keys, header: str) -> None:
+    # RFC 6750 section 3.1: the bare challenge where a token is needed, none elsewhere.
+    async with client(keys) as http:
+        public = await http.get("/public", headers={"Authorization": header})
+        assert public.status_code == 200
+        me = await http.get("/me", headers={"Authorization": header})
+        assert_bare_challenge(me.status_code, me.headers, me.json())
 
 
 async def test_basic_credentials_are_not_echoed(keys: Keys) -> None:

@@ -163,13 +163,18 @@ def test_expired_says_so_without_details(http: FlaskClient, keys: Keys) -> None:
     assert invalid(response) == "The token has expired."
 
 
-@pytest.mark.parametrize(
-    "header",
-    ["Basic dXNlcjpwYXNzd29yZA==", "Bearer", "Bearer a b", "Bearer a,b", "Token abc"],
-)
-def test_another_scheme_or_a_malformed_header_is_401(http: FlaskClient, header: str) -> None:
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer a,b", "Bearer\tabc"])
+def test_a_malformed_bearer_header_is_401(http: FlaskClient, header: str) -> None:
     for path in ("/public", "/me"):
         invalid(http.get(path, headers={"Authorization": header}))
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNzd29yZA==", "Token abc", "Digest x"])
+def test_another_scheme_is_no_credential(http: FlaskClient, header: str) -> None:
+    # RFC 6750 section 3.1: the bare challenge where a token is needed, none elsewhere.
+    assert http.get("/public", headers={"Authorization": header}).status_code == 200
+    me = http.get("/me", headers={"Authorization": header})
+    assert_bare_challenge(me.status_code, me.headers, me.get_json())
 
 
 def test_basic_credentials_are_not_echoed(http: FlaskClient) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from tokensmith.errors import TokensmithError
 from tokensmith.verify.claims import AccessClaims
 
-from .bearer import AuthError, auth_error_for, parse_authorization
+from .bearer import AuthError, InvalidBearer, auth_error_for, parse_authorization
 
 __all__ = ["STATE_KEY", "AsyncTokenVerifier", "BearerAuthMiddleware", "claims_of"]
 
@@ -56,7 +56,7 @@ def _authorization(scope: Scope) -> str | None:
         if name == b"authorization":
             if found is not None:
                 # Two Authorization headers: which one a proxy saw is anyone's guess.
-                return "invalid"
+                raise InvalidBearer("The request has more than one Authorization header.")
             found = value.decode("latin-1")
     return found
 
@@ -100,8 +100,9 @@ class BearerAuthMiddleware:
 
     async def _verified(self, scope: Scope) -> AccessClaims | None:
         """The claims of the request's token, None without one; ``AuthError`` if refused."""
+        header = _authorization(scope)  # InvalidBearer for two
         try:
-            token = parse_authorization(_authorization(scope))
+            token = parse_authorization(header)
             return None if token is None else await self.verifier.verify(token)
         except TokensmithError as exc:
             raise auth_error_for(exc) from None

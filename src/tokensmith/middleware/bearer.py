@@ -33,6 +33,9 @@ __all__ = [
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 section 11.1: an auth-scheme is a token, so the scheme of "Bearer\tabc" or
+# "Bearer:abc" is Bearer (a malformed attempt), and that of "Bearerabc" is another.
+_BEARER_SCHEME = re.compile(r"(?i:bearer)(?![!#$%&'*+\-.^_`|~0-9A-Za-z])")
 # RFC 6750 section 3: error_description and scope values are %x20-21 / %x23-5B / %x5D-7E,
 # so a quoted-string holding them needs no escaping; anything else is replaced.
 _NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -109,17 +112,23 @@ class Unavailable(AuthError):
 
 
 def parse_authorization(header: str | None) -> str | None:
-    """The bearer token of an ``Authorization`` header; None if there is no header.
+    """The bearer token of an ``Authorization`` header; None when it holds none.
 
-    A header of another scheme, or a malformed one, is ``InvalidBearer``: the client
-    tried to authenticate and failed, which is not the same as not trying.
+    A header of another scheme (Basic from a proxy or a browser, say) carries no bearer
+    token: RFC 6750 section 3.1 answers a client that used an unsupported method with the
+    bare challenge, and a public route serves it as it serves a client without a header.
+    A ``Bearer`` header that is malformed is ``InvalidBearer``: the client tried to
+    authenticate and failed, which is not the same as not trying.
     """
     if header is None:
         return None
+    header = header.strip(" \t")  # optional whitespace around a field value (RFC 9110)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
-        raise InvalidBearer("The Authorization header is not a Bearer token.")
-    token = token.strip(" ")
+        if _BEARER_SCHEME.match(scheme):
+            raise InvalidBearer("The bearer token is malformed.")
+        return None
+    token = token.lstrip(" ")
     if not _B64TOKEN.fullmatch(token):
         raise InvalidBearer("The bearer token is malformed.")
     return token
