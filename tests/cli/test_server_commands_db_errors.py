@@ -61,6 +61,10 @@ def test_serve_with_a_missing_data_directory_and_the_key_in_the_environment(
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     data_dir.mkdir(mode=0o700)
+    # A key file, as init made it: without one, the command stops before the database.
+    key_file = data_dir / "master.key"
+    key_file.write_text(MasterKey.generate().to_text() + "\n")
+    key_file.chmod(0o600)
     (data_dir / "tokensmith.db").write_bytes(b"DISTINCTIVE-CONTENT " * 400)
     result = Cli(data_dir).run("users", "list")
     assert result.returncode == 1

@@ -26,6 +26,22 @@ __all__ = ["ADMIN_CLIENT_ID", "init"]
 ADMIN_CLIENT_ID = "tokensmith-admin"
 
 
+def _existing_admin(user: User) -> str:
+    """What a second ``init --admin`` says of the account it leaves alone.
+
+    An account that cannot use the admin API (no role ADMIN, or disabled) must not be
+    reported as the admin: the operator would believe there is one.
+    """
+    if ADMIN_ROLE in user.roles and not user.disabled:
+        return f"admin user {user.username}: exists, left unchanged"
+    roles = ",".join(user.roles) or "none"
+    state = "disabled, " if user.disabled else ""
+    return (
+        f"user {user.username}: exists, left unchanged, and is NOT an admin ({state}roles "
+        f"{roles}): see `tokensmith users set-roles` and `tokensmith users disable --enable`"
+    )
+
+
 @click.command()
 @click.option(
     "--admin",
@@ -46,14 +62,14 @@ def init(admin: str | None, config_path: Path | None) -> None:
     key_file = settings.master_key_file() if settings.master_key is None else None
     made_key = key_file is not None and not key_file.exists()
 
-    async def setup() -> tuple[str | None, list[str], User | None, bool]:
-        async with open_services(settings) as ctx:
+    async def setup() -> tuple[str | None, list[str], User | None, User | None, bool]:
+        async with open_services(settings, create=True) as ctx:
             # build_services created what was missing: key file, schema, first keys.
             revision = await current_revision(ctx.db)
             signing = [
                 f"{r.alg} {r.kid}" for r in ctx.keyring.records if r.state is KeyState.CURRENT
             ]
-            user, made_client = None, False
+            user, found, made_client = None, None, False
             if admin is not None:
                 async with ctx.db.read() as session:
                     repos = Repositories(session)
@@ -75,9 +91,9 @@ def init(admin: str | None, config_path: Path | None) -> None:
                         actor=CLI_ACTOR,
                     )
                     made_client = True
-            return revision, signing, user, made_client
+            return revision, signing, user, found, made_client
 
-    revision, signing, user, made_client = run_async(setup)
+    revision, signing, user, found, made_client = run_async(setup)
 
     click.echo(f"data directory: {data_dir}" + (" (created)" if made_dir else ""))
     if key_file is None:
@@ -88,10 +104,10 @@ def init(admin: str | None, config_path: Path | None) -> None:
     for line in signing:
         click.echo(f"signing key: {line}")
     if admin is not None:
-        if user is None:
-            click.echo(f"admin user {admin}: exists, left unchanged")
-        else:
+        if user is not None:
             click.echo(f"admin user {user.username}: created with role ADMIN")
+        elif found is not None:
+            click.echo(_existing_admin(found))
         state = "created" if made_client else "exists"
         click.echo(
             f"admin client {ADMIN_CLIENT_ID}: {state} (audience {admin_audience(settings.issuer)})"

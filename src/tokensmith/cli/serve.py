@@ -78,7 +78,8 @@ def serve(
     workers = workers if workers is not None else settings.workers
 
     async def preflight() -> None:
-        async with open_services(settings):
+        # A first start sets up the data directory, as `tokensmith init` would.
+        async with open_services(settings, create=True):
             pass
 
     run_async(preflight)

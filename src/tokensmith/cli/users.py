@@ -49,11 +49,12 @@ def add(
 ) -> None:
     """Create USERNAME; the password is read from the terminal or stdin."""
     settings = load(config_path)
-    password = read_new_password()
     profile = {k: v for k, v in (("name", name), ("email", email)) if v is not None}
 
     async def go() -> User:
         async with open_services(settings) as ctx:
+            # Asked once the data directory is known to be usable, as `passwd` does.
+            password = read_new_password()
             return await ctx.users.create(
                 username, password, roles=roles, profile=profile, actor=CLI_ACTOR
             )
