@@ -55,7 +55,7 @@ async def test_every_endpoint_needs_a_token(tmp_path: Path, method: str, path: s
         "Bearer ",
         "Bearer not.a.token",
         "Bearer a b",
-        "Basic dXNlcjpwYXNz",
+        "Bearer:abc",
         "Bearer " + "A" * 9000,
         "Bearer \u00e9t\u00e9",
     ],
@@ -68,6 +68,15 @@ async def test_malformed_or_foreign_tokens_are_invalid_token(
             "/admin/users", headers={"Authorization": authorization.encode("utf-8")}
         )
         _assert_challenge(response, 401, "invalid_token")
+
+
+@pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Token abc", "Digest x"])
+async def test_another_scheme_is_no_token(tmp_path: Path, authorization: str) -> None:
+    # RFC 6750 section 3.1: a client that used an unsupported method gets no error code.
+    async with running(tmp_path) as server:
+        response = await server.http.get("/admin/users", headers={"Authorization": authorization})
+        _assert_challenge(response, 401, None)
+        assert response.json()["code"] == "missing_token"
 
 
 async def test_an_admin_token_works_and_an_editor_token_is_forbidden(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ Answers are never cached; changes are audited with actor ``admin:<username>``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -21,21 +20,29 @@ from ._context import context
 
 __all__ = ["admin", "path_param", "query_number", "read_query", "reply"]
 
-# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
 
 async def admin(request: Request) -> str:
-    """Authenticate the request's bearer token; returns the audit actor."""
+    """Authenticate the request's bearer token; returns the audit actor.
+
+    The header is read as the application servers' middleware reads it: another scheme
+    is no bearer token (RFC 6750 section 3.1: the bare challenge), a malformed Bearer
+    header or two headers are ``invalid_token``.
+    """
+    # Imported here, as create_app imports the access log: the middleware package loads
+    # the verifier SDK and httpx (and through it rich), which the CLI's commands that
+    # build services without an app must not pay for.
+    from tokensmith.middleware.bearer import InvalidBearer, parse_authorization
+
     headers = request.headers.getlist("authorization")
-    if not headers:
-        raise MissingToken()
     if len(headers) > 1:
         # Which one a proxy saw is anyone's guess (the middleware refuses them too).
         raise InvalidToken()
-    scheme, _, token = headers[0].partition(" ")
-    if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
-        raise InvalidToken()
+    try:
+        token = parse_authorization(headers[0] if headers else None)
+    except InvalidBearer:
+        raise InvalidToken() from None
+    if token is None:
+        raise MissingToken()
     ctx = context(request)
     user = await ctx.users.authenticate_admin(token, ctx.settings.issuer)
     return f"admin:{user.username}"

@@ -35,6 +35,9 @@ __all__ = [
 MAX_PAGE = 500
 ADMIN_ROLE = "ADMIN"
 _ROLE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_ROLE - 1}}}")
+# The ``sub`` of a user's token is ``str(user.id)``: no sign, no leading zero, and below
+# 10**18, a 64-bit integer on every backend.
+_USER_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 class InvalidUserData(TokensmithError):
@@ -87,6 +90,26 @@ def normalize_roles(values: Iterable[str]) -> list[str]:
             )
         roles[name.upper()] = None
     return list(roles)
+
+
+def _token_roles(claims: Mapping[str, Any]) -> list[str]:
+    """The ``roles`` of verified claims (none: ``[]``); ``InvalidToken`` if not a list of
+    strings, which ``tokensmith.verify`` refuses as a malformed token too."""
+    roles = claims.get("roles", [])
+    if type(roles) is not list or not all(type(role) is str for role in roles):
+        raise InvalidToken()
+    return roles
+
+
+def _token_user_id(subject: str) -> int:
+    """The user id a token's ``sub`` names; ``InvalidToken`` for any other text.
+
+    Only the exact form a token of ours carries: "01" must not name user 1, and digits
+    past a 64-bit id must not reach the database (SQLite raised OverflowError: a 500).
+    """
+    if not _USER_ID.fullmatch(subject):
+        raise InvalidToken()
+    return int(subject)
 
 
 def user_summary(user: User) -> dict[str, Any]:
@@ -249,17 +272,17 @@ class UserService:
         claims = await self.tokens.active_access_claims(token)
         if claims is None:
             raise InvalidToken()
+        # The admin API alone: a token that also names another service is held by that
+        # service, which could replay it here (RFC 8725 section 3.9).
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if admin_audience(issuer) not in audiences:
-            raise InvalidToken("The access token is not meant for the admin API.")
-        roles = claims.get("roles")
-        if not isinstance(roles, list) or ADMIN_ROLE not in roles:
+        if audiences != [admin_audience(issuer)]:
+            raise InvalidToken("The access token is not meant for the admin API alone.")
+        # A client_credentials token (sub = the client id) has no roles: 403 here.
+        if ADMIN_ROLE not in _token_roles(claims):
             raise InsufficientRole()
-        subject = claims["sub"]
-        if not (subject.isascii() and subject.isdigit()):  # client_credentials: no user
-            raise InsufficientRole()
+        user_id = _token_user_id(claims["sub"])
         async with self.db.read() as session:
-            user = await Repositories(session).users.get(int(subject))
+            user = await Repositories(session).users.get(user_id)
         if user is None or user.disabled:
             raise InvalidToken()
         if ADMIN_ROLE not in user.roles:
