@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     hs256_secret: SecretStr | None = Field(
         default=None,
         description="Shared secret (>= 32 random bytes, used as UTF-8) for HS256; never "
-        "published in the JWKS.",
+        "published in the JWKS. Whoever holds it can sign tokens this server accepts, "
+        "admin tokens included: keep it to the single party, and drop HS256 from "
+        "`signing_algorithms` once no HS256 token is still alive.",
     )
     rotation_period: Annotated[int, Duration(HOUR, 366 * DAY)] = Field(
         default=30 * DAY, description="How long a key signs before the next one takes over."

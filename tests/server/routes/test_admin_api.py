@@ -351,7 +351,21 @@ _BAD_BODIES = [
     pytest.param({"Content-Type": "application/json"}, b"[" * 100_000, id="too-large"),
     pytest.param({"Content-Type": "application/json"}, b"[" * 60_000, id="deep"),
     pytest.param({}, b"", id="no-body"),
+    pytest.param({"Content-Type": "application/json"}, b"", id="empty-json"),
 ]
+
+
+async def test_an_operation_without_members_takes_an_empty_json_body(tmp_path: Path) -> None:
+    # What curl -X POST -H 'Content-Type: application/json' sends: no member, as {}.
+    async with running(tmp_path) as server:
+        admin = await make_admin(server)
+        headers = {**admin.headers, "Content-Type": "application/json"}
+        response = await server.http.post(
+            "/admin/clients/tokensmith-admin/disable", headers=headers
+        )
+        assert response.status_code == 200, response.text
+        client = await server.http.get("/admin/clients/tokensmith-admin", headers=admin.headers)
+        assert client.json()["disabled"] is True
 
 
 @pytest.mark.parametrize(("headers", "body"), _BAD_BODIES)
