@@ -49,6 +49,26 @@ async def test_wal_foreign_keys_and_busy_timeout_on_every_connection(db: Databas
             assert (fk.scalar_one(), busy.scalar_one()) == (1, 5000)
 
 
+async def test_a_new_database_file_and_its_wal_are_private(tmp_path: Path) -> None:
+    # Password hashes and sealed keys: not for other users, even in an open directory.
+    tmp_path.chmod(0o755)
+    async with Database.open(sqlite_url(tmp_path)) as db:
+        await upgrade(db)
+        await add_user(db)
+        files = sorted(tmp_path.glob(DB_FILENAME + "*"))
+        assert [f.name for f in files] == [DB_FILENAME, f"{DB_FILENAME}-shm", f"{DB_FILENAME}-wal"]
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+
+
+async def test_an_existing_database_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILENAME
+    path.touch(mode=0o640)
+    path.chmod(0o640)
+    async with Database.open(sqlite_url(tmp_path)) as db:
+        await upgrade(db)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 async def test_busy_timeout_is_configurable(db_url: str) -> None:
     async with Database.open(db_url, busy_timeout=0.25) as db:
         assert await pragma(db, "busy_timeout") == 250

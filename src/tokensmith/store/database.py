@@ -26,6 +26,7 @@ refused with ``RuntimeError`` instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -128,8 +129,25 @@ def create_engine(
         url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite, **options
     )
     if sqlite:
+        _create_private_file(parsed.database)
         _configure_sqlite(engine, busy_timeout)
     return engine
+
+
+def _create_private_file(database: str | None) -> None:
+    """Create a SQLite file that is not there yet readable by its owner only.
+
+    It holds password hashes and sealed keys, and a data directory made by someone else
+    may be open to others; SQLite gives its -wal and -shm files the database's mode. An
+    existing file keeps its mode (the operator chose it), and a path that cannot be made
+    is left for SQLite to report.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        pass
 
 
 def check_driver(url: URL) -> None:
