@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 import anyio.to_thread
@@ -74,6 +74,11 @@ class AlgorithmNotConfigured(TokensmithError):
     description = "The key ring has no rotating keys for that algorithm."
 
 
+class _OtherSigners(TypedDict):
+    other_signer: bool
+    hmac_has_signed: bool
+
+
 class KeyRingChanges:
     """The changing half of ``KeyRing``; see the module docstring."""
 
@@ -99,20 +104,11 @@ class KeyRingChanges:
         When another instance changed the ring first, the ring reloads and returns [].
         """
         at = now_seconds(self._clock) if now is None else now
-        rotating = self._rotating
-        policy = self._policy
-        hmac_signs = self._hmac is not None
-        hmac_has_signed = await self._hmac_has_signed(db)
+        rotating, policy = self._rotating, self._policy
+        signers = await self._other_signers(db)
 
         def planner(records: Sequence[KeyRecord]) -> list[Action]:
-            return plan(
-                records,
-                rotating,
-                at,
-                policy,
-                other_signer=hmac_signs,
-                hmac_has_signed=hmac_has_signed,
-            )
+            return plan(records, rotating, at, policy, **signers)
 
         try:
             return await self._change(db, planner, at, actor, "scheduled")
@@ -130,31 +126,25 @@ class KeyRingChanges:
         at = now_seconds(self._clock)
         policy = self._policy
         reason = "forced_rotation" if force else "rotation"
-        hmac_signs = self._hmac is not None
-        hmac_has_signed = await self._hmac_has_signed(db)
+        signers = await self._other_signers(db)
 
         def planner(records: Sequence[KeyRecord]) -> list[Action]:
-            return rotate_now(
-                records,
-                alg,
-                at,
-                policy,
-                force=force,
-                other_signer=hmac_signs,
-                hmac_has_signed=hmac_has_signed,
-            )
+            return rotate_now(records, alg, at, policy, force=force, **signers)
 
         return await self._change(db, planner, at, actor, reason)
 
+    async def _other_signers(self, db: Database) -> _OtherSigners:
+        """What signs beside the rings, for ``plan`` and ``rotate_now``."""
+        has_signed = self._hmac is not None and await self._hmac_has_signed(db)
+        return _OtherSigners(other_signer=self._hmac is not None, hmac_has_signed=has_signed)
+
     async def _hmac_has_signed(self, db: Database) -> bool:
-        """Whether the HS256 secret may have issued tokens verifiers hold.
+        """Whether the configured HS256 secret may have issued tokens verifiers hold.
 
         Every grant needs a client, so with none registered nothing was ever issued:
         that tells a fresh install naming HS256 beside RS256 (RS256 may sign at once)
         from an HS256 deployment adding RS256 (its first key is published first).
         """
-        if self._hmac is None:
-            return False
         async with db.read() as session:
             return await Repositories(session).clients.any_registered()
 
