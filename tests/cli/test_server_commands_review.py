@@ -45,8 +45,12 @@ def ready(tmp_path_factory: pytest.TempPathFactory) -> Cli:
         ("users", "add", "bob"),
         ("users", "passwd", "bob"),
         ("users", "set-roles", "bob", "EDITOR"),
+        ("users", "enable", "bob", "--json"),
+        ("users", "revoke-tokens", "bob"),
         ("clients", "add", "web", "--grant", "password"),
         ("clients", "list", "--json"),
+        ("clients", "disable", "web"),
+        ("clients", "enable", "web", "--json"),
         ("keys", "list"),
         ("keys", "rotate"),
         ("audit", "--json"),
@@ -66,8 +70,12 @@ def test_a_missing_data_directory_is_not_made_by_other_commands_than_init(
     assert not (tmp_path / "var").exists()
 
 
+SERVE_WORKERS = ("serve", "--host", "127.0.0.1", "--port", "1", "--workers", "2")
+
+
 @pytest.mark.parametrize(
-    "command", [("users", "list"), ("init",), ("serve", "--host", "127.0.0.1", "--port", "1")]
+    "command",
+    [("users", "list"), ("init",), ("serve", "--host", "127.0.0.1", "--port", "1"), SERVE_WORKERS],
 )
 def test_a_lost_master_key_file_is_not_replaced_by_a_new_one(
     tmp_path: Path, command: tuple[str, ...]
@@ -86,7 +94,8 @@ def test_a_lost_master_key_file_is_not_replaced_by_a_new_one(
 
 
 @pytest.mark.parametrize(
-    "command", [("users", "list", "--json"), ("init",), ("serve", "--host", "127.0.0.1")]
+    "command",
+    [("users", "list", "--json"), ("init",), ("serve", "--host", "127.0.0.1"), SERVE_WORKERS],
 )
 def test_a_database_newer_than_the_code_is_one_error_line(
     tmp_path: Path, command: tuple[str, ...]
@@ -160,6 +169,15 @@ def test_no_command_takes_a_password_or_secret_on_the_command_line() -> None:
     every = _options(root_command)
     assert ("tokensmith clients add", "--grant") in every  # the walk reached the commands
     assert ("tokensmith clients reset-secret", "client_id") in every
+    for command, argument in (
+        ("users enable", "username"),
+        ("users revoke-tokens", "username"),
+        ("clients disable", "client_id"),
+        ("clients enable", "client_id"),
+    ):
+        assert (f"tokensmith {command}", argument) in every
+        assert (f"tokensmith {command}", "--json") in every
+        assert (f"tokensmith {command}", "--config") in every
     wrong = [
         (command, opt)
         for command, opt in every

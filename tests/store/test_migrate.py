@@ -1,4 +1,5 @@
-"""Migrations: from empty to head, idempotent, and matching the models exactly."""
+"""Migrations: from empty to head, idempotent, matching the models exactly, and a schema
+newer than the code refused unchanged."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tokensmith.store import (
     Database,
     LoginFailure,
     Repositories,
+    StoreError,
+    UnknownSchemaRevision,
     create_engine,
     current_revision,
     head_revision,
@@ -263,3 +266,52 @@ async def test_upgrade_accepts_a_url_and_disposes_its_engine(db_url: str) -> Non
         assert await current_revision(engine) == head_revision()
     finally:
         await engine.dispose()
+
+
+def schema_of(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute(
+            "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+        rows += connection.execute("SELECT 'version', version_num, '' FROM alembic_version")
+    connection.close()
+    return rows
+
+
+@pytest.mark.parametrize("revision", ["9999", "0004_from_a_newer_tokensmith"])
+async def test_a_schema_at_an_unknown_revision_is_refused_unchanged(
+    tmp_path: Path, revision: str
+) -> None:
+    # A newer tokensmith upgraded the database, then this one started: Alembic raised its
+    # CommandError (a traceback at start, text that may quote the URL). The store names
+    # the revision it read, and the URL never (it may hold a password).
+    path = tmp_path / "secret-DISTINCTIVE.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    connection.close()
+    before = schema_of(path)
+    with pytest.raises(UnknownSchemaRevision) as caught:
+        await upgrade(url)
+    error = caught.value
+    assert isinstance(error, StoreError)
+    assert error.code == "unknown_schema_revision"
+    assert error.message == (
+        f"the database schema is at revision {revision!r}, which this version of "
+        "tokensmith does not know (was it upgraded by a newer one?)"
+    )
+    assert "DISTINCTIVE" not in str(error)
+    assert schema_of(path) == before
+    async with Database.open(url) as db:
+        with pytest.raises(UnknownSchemaRevision):
+            await upgrade(db, "0003")  # an explicit target: the same refusal
+        assert await current_revision(db) == revision
+
+
+async def test_a_schema_behind_head_is_still_upgraded(db_url: str) -> None:
+    # The check knows every packaged revision, not only the head.
+    async with Database.open(db_url) as db:
+        await upgrade(db, "0001")
+        await upgrade(db)
+        assert await current_revision(db) == head_revision()

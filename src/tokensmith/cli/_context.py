@@ -9,8 +9,10 @@ on how the database, the master key and the key ring are put together.
 Only ``init`` and ``serve`` set up a data directory that is not there
 (``open_services(settings, create=True)``); the other commands refuse one without its
 master key file, so a mistyped ``TOKENSMITH_DATA`` is an error, not a new deployment.
-No command makes a new master key beside an existing database: it could not unseal the
-database's signing keys.
+That is the CLI's policy; the server's own rules apply below it, for every way of
+starting the server: no new master key beside an existing database
+(``MissingKeyFile``, from ``load_or_create_master_key``) and no schema the code does not
+know (``UnknownSchemaRevision``, from the store's ``upgrade``).
 
 Passwords are read from the terminal (hidden, typed twice) or, when stdin is not a
 terminal, from its first line; never from the command line, where other users can
@@ -29,7 +31,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import click
 
-from tokensmith.server.services import MasterKeyFileError, check_new_password
+from tokensmith.server.services import (
+    MasterKeyFileError,
+    check_key_file_not_lost,
+    check_new_password,
+)
 from tokensmith.server.settings import Settings, load_settings
 from tokensmith.store import StoreError
 
@@ -38,9 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLI_ACTOR",
-    "MissingKeyFile",
     "NotInitialized",
-    "UnknownSchemaRevision",
+    "check_initialized",
     "config_option",
     "json_option",
     "load",
@@ -61,20 +66,6 @@ class NotInitialized(MasterKeyFileError):
 
     code = "not_initialized"
     description = "The data directory has not been initialized."
-
-
-class MissingKeyFile(MasterKeyFileError):
-    """The database exists but its master key file does not (deleted, or not restored)."""
-
-    code = "missing_key_file"
-    description = "The master key file of the database is missing."
-
-
-class UnknownSchemaRevision(StoreError):
-    """The database's schema is at a revision this code does not know (a newer version's)."""
-
-    code = "unknown_schema_revision"
-    description = "The database schema is at a revision this version does not know."
 
 
 def config_option(func: F) -> F:
@@ -108,16 +99,6 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(main)
 
 
-def _sqlite_file(settings: Settings) -> Path | None:
-    """The SQLite database file the settings name; None for another database or memory."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.resolved_database_url())
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
 def _missing(path: Path) -> bool:
     """Whether ``path`` is known not to exist. A path that cannot be looked at (a data
     directory others may not search) is not missing: reading it reports the reason."""
@@ -130,30 +111,24 @@ def _missing(path: Path) -> bool:
     return False
 
 
-def check_master_key_file(settings: Settings, *, create: bool) -> None:
-    """Refuse to open services where ``build_services`` would make a master key it must not.
+def check_initialized(settings: Settings) -> None:
+    """Refuse a data directory without its master key file (``NotInitialized``).
 
-    It creates the key file when it is missing: right for ``init`` and a first ``serve``,
-    wrong for a data directory someone mistyped (``NotInitialized``), and never beside an
-    existing database, whose signing keys a new key cannot unseal (``MissingKeyFile``;
-    the new file would also stand in the way of restoring the real one).
+    ``build_services`` creates the key file when it is missing: right for ``init`` and a
+    first ``serve``, wrong for a data directory someone mistyped. A key file missing
+    beside an existing database is not that: it is lost, and ``MissingKeyFile`` says so
+    (the rule of ``load_or_create_master_key``, which refuses to make a key there).
     """
     if settings.master_key is not None:
         return  # TOKENSMITH_MASTER_KEY: no file is read or made
     key_file = settings.master_key_file()
     if not _missing(key_file):
         return  # its mode and content are checked (and reported) when it is read
-    database = _sqlite_file(settings)
-    if database is not None and not _missing(database):
-        raise MissingKeyFile(
-            f"the master key file {key_file} is missing but the database {database} exists; "
-            "restore the key file (a new key could not unseal the database's signing keys)"
-        )
-    if not create:
-        raise NotInitialized(
-            f"no master key file at {key_file}: run `tokensmith init` first "
-            "(or check TOKENSMITH_DATA and --config)"
-        )
+    check_key_file_not_lost(settings)
+    raise NotInitialized(
+        f"no master key file at {key_file}: run `tokensmith init` first "
+        "(or check TOKENSMITH_DATA and --config)"
+    )
 
 
 @asynccontextmanager
@@ -163,33 +138,26 @@ async def open_services(
     """The server's services over the configured database and key ring (``build_services``).
 
     ``create``: the data directory and its master key may be made (``init``, ``serve``);
-    otherwise a missing key file is ``NotInitialized`` (``check_master_key_file``).
-    The store raises ``DatabaseUnavailable`` for a database it cannot use; any other
-    database error that escapes becomes a ``StoreError`` naming only its type, so the
-    command prints ``error: CODE: message`` and never the driver's text (SQL, paths).
-    A schema revision the migrations do not know (a newer tokensmith wrote the
-    database) is ``UnknownSchemaRevision``, where Alembic raised a traceback.
+    otherwise a missing key file is ``NotInitialized`` (``check_initialized``).
+    ``build_services`` itself refuses a new key beside an existing database
+    (``MissingKeyFile``) and a schema revision it does not know
+    (``UnknownSchemaRevision``). The store raises ``DatabaseUnavailable`` for a database
+    it cannot use; any other database error that escapes becomes a ``StoreError`` naming
+    only its type, so the command prints ``error: CODE: message`` and never the driver's
+    text (SQL, paths).
     """
     # Imported here so the offline commands (keygen, token) never load the web stack.
-    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from tokensmith.server.app import build_services
-    from tokensmith.store import current_revision
 
-    check_master_key_file(settings, create=create)
+    if not create:
+        check_initialized(settings)
     try:
         async with build_services(settings) as context:
             yield context
     except SQLAlchemyError as exc:
         raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
-    except CommandError:
-        # Alembic's text may quote the URL; the revision read again is safe to show.
-        revision = await current_revision(settings.resolved_database_url())
-        raise UnknownSchemaRevision(
-            f"the database schema is at revision {revision!r}, which this version of "
-            "tokensmith does not know (was it upgraded by a newer one?)"
-        ) from None
 
 
 def read_new_password(what: str = "Password") -> str:

@@ -1,4 +1,4 @@
-"""``tokensmith users``: add, list, set-roles, disable (or enable), passwd.
+"""``tokensmith users``: add, list, set-roles, disable, enable, revoke-tokens, passwd.
 
 Passwords come from the terminal or stdin (``read_new_password``), never from argv.
 Each change is written with its audit row in the same transaction, so the log never
@@ -117,22 +117,74 @@ def set_roles(username: str, roles: tuple[str, ...], config_path: Path | None) -
 @users.command("disable")
 @click.argument("username")
 @click.option(
-    "--enable", is_flag=True, help="Enable the user again instead (tokens revoked stay revoked)."
+    "--enable",
+    is_flag=True,
+    help="Enable the user again instead, as `users enable` (tokens revoked stay revoked).",
 )
 @config_option
 def disable(username: str, enable: bool, config_path: Path | None) -> None:
     """Disable USERNAME: no login, no refresh; every token issued to it is revoked."""
-    settings = load(config_path)
-
-    async def go() -> tuple[User, int]:
-        async with open_services(settings) as ctx:
-            return await ctx.users.set_disabled(username, not enable, actor=CLI_ACTOR)
-
-    user, revoked = run_async(go)
+    user, revoked = _set_disabled(username, not enable, config_path)
     if enable:
         click.echo(f"user {user.username}: enabled")
     else:
         click.echo(f"user {user.username}: disabled; its tokens are revoked ({revoked} access)")
+
+
+@users.command("enable")
+@click.argument("username")
+@json_option
+@config_option
+def enable(username: str, as_json: bool, config_path: Path | None) -> None:
+    """Enable USERNAME again: it can log in and refresh from now on.
+
+    Enabling revives no token: those revoked when the user was disabled (every token
+    issued before) stay revoked, so the user logs in again.
+    """
+    user, revoked = _set_disabled(username, False, config_path)
+    if as_json:
+        # The admin API's answer (access_tokens_revoked is 0: enabling revokes nothing).
+        echo_json({**user_summary(user), "access_tokens_revoked": revoked})
+        return
+    click.echo(f"user {user.username}: enabled")
+
+
+def _set_disabled(username: str, disabled: bool, config_path: Path | None) -> tuple[User, int]:
+    settings = load(config_path)
+
+    async def go() -> tuple[User, int]:
+        async with open_services(settings) as ctx:
+            return await ctx.users.set_disabled(username, disabled, actor=CLI_ACTOR)
+
+    return run_async(go)
+
+
+@users.command("revoke-tokens")
+@click.argument("username")
+@json_option
+@config_option
+def revoke_tokens(username: str, as_json: bool, config_path: Path | None) -> None:
+    """Log USERNAME out everywhere: every token issued to it so far is revoked.
+
+    Its access tokens are inactive at introspection and refused by the admin API at once
+    (by verifiers once they poll the revocation feed), and its refresh tokens are
+    refused. The account stays enabled: the user can log in again (a login within the
+    same second is told to retry a second later, as tokens of that second are revoked too).
+    """
+    settings = load(config_path)
+
+    async def go() -> tuple[User, int]:
+        async with open_services(settings) as ctx:
+            user = await ctx.users.get(username)  # its stored name, for the message
+            return user, await ctx.users.revoke_tokens(user.username, actor=CLI_ACTOR)
+
+    user, revoked = run_async(go)
+    if as_json:
+        echo_json({"access_tokens_revoked": revoked})  # the admin API's answer
+        return
+    click.echo(
+        f"user {user.username}: logged out everywhere; its tokens are revoked ({revoked} access)"
+    )
 
 
 @users.command("passwd")

@@ -23,6 +23,7 @@ from .errors import (
     InvalidUsername,
     StoreError,
     UnknownClient,
+    UnknownSchemaRevision,
     UnknownUser,
     UsernameTaken,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "StoredKey",
     "TokenRetentionRepository",
     "UnknownClient",
+    "UnknownSchemaRevision",
     "UnknownUser",
     "User",
     "UserRepository",

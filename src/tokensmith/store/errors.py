@@ -16,6 +16,7 @@ __all__ = [
     "InvalidUsername",
     "StoreError",
     "UnknownClient",
+    "UnknownSchemaRevision",
     "UnknownUser",
     "UsernameTaken",
 ]
@@ -40,6 +41,17 @@ class DatabaseUnsupported(StoreError):
 
     code = "database_unsupported"
     description = "The database URL cannot be used."
+
+
+class UnknownSchemaRevision(StoreError):
+    """The database's schema is at a revision this code does not know (a newer version's).
+
+    Raised by ``upgrade`` before anything is changed; the message names the revision
+    read from the database, never the database URL (it may hold a password).
+    """
+
+    code = "unknown_schema_revision"
+    description = "The database schema is at a revision this version does not know."
 
 
 class ConcurrentChange(StoreError):

@@ -5,7 +5,8 @@ The Alembic environment and revisions ship inside the package
 ``alembic.ini`` is needed at run time. Upgrading is idempotent, and on SQLite
 it runs in one ``BEGIN IMMEDIATE`` transaction (DDL is transactional there):
 two processes starting at once apply it once, and a failed upgrade leaves the
-schema as it was.
+schema as it was. A database at a revision these migrations do not know (a newer
+tokensmith upgraded it) is ``UnknownSchemaRevision``, and nothing is changed.
 
 For development, a new revision is generated against a database at head::
 
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .database import Database, create_engine, translate_unavailable, write_options
+from .errors import UnknownSchemaRevision
 
 __all__ = ["current_revision", "head_revision", "make_config", "upgrade", "upgrade_sync"]
 
@@ -53,7 +55,9 @@ async def upgrade(target: str | AsyncEngine | Database, revision: str = "head") 
     """Bring the schema at ``target`` (URL, engine or Database) up to ``revision``.
 
     A database that cannot be opened, stays locked or is no database raises
-    ``DatabaseUnavailable``, as ``Database.transaction()`` does.
+    ``DatabaseUnavailable``, as ``Database.transaction()`` does. One whose schema is at
+    a revision the packaged migrations do not know raises ``UnknownSchemaRevision``
+    (where Alembic would raise its ``CommandError``), and is left as it was.
     """
     engine, owned = _engine(target)
     try:
@@ -92,8 +96,24 @@ def _engine(target: str | AsyncEngine | Database) -> tuple[AsyncEngine, bool]:
 
 def _upgrade(connection: Connection, revision: str) -> None:
     config = make_config()
+    _check_known(connection, ScriptDirectory.from_config(config))
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def _check_known(connection: Connection, scripts: ScriptDirectory) -> None:
+    """Refuse a schema at a revision the packaged migrations do not have."""
+    known = {script.revision for script in scripts.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    unknown = [revision for revision in current if revision not in known]
+    if unknown:
+        # The revision comes from the database; the URL (it may hold a password) is never
+        # named, and neither is Alembic's text, which may quote it.
+        shown = ", ".join(repr(revision) for revision in unknown)
+        raise UnknownSchemaRevision(
+            f"the database schema is at revision {shown}, which this version of "
+            "tokensmith does not know (was it upgraded by a newer one?)"
+        )
 
 
 def _current(connection: Connection) -> str | None:

@@ -1,17 +1,23 @@
-"""The master key: from the settings, else a 0600 key file created on first use."""
+"""The master key: from the settings, else a 0600 key file created on first use, never
+beside an existing database (its key file was lost)."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
 from tokensmith.keys import MasterKey, SealError, seal, unseal
+from tokensmith.server.services import master_key
 from tokensmith.server.services.master_key import (
     InvalidKeyFile,
+    MasterKeyFileError,
+    MissingKeyFile,
     UnsafeKeyFile,
+    check_key_file_not_lost,
     load_or_create_master_key,
 )
 from tokensmith.server.settings import Settings
@@ -138,3 +144,107 @@ def test_file_written_by_another_process_first_is_used(tmp_path: Path) -> None:
     os.write(fd, theirs.to_text().encode())
     os.close(fd)
     assert same_key(load_or_create_master_key(settings_for(tmp_path)), theirs)
+
+
+def make_database(path: Path) -> None:
+    """A real SQLite file, as the store leaves one (any table will do: only its presence counts)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE signing_keys (kid TEXT PRIMARY KEY)")
+    connection.close()
+
+
+def test_no_new_key_is_made_beside_an_existing_database(tmp_path: Path) -> None:
+    # The key file was lost (deleted, or not restored with the database): a new key could
+    # never unseal the database's signing keys, and left in place it would stand in the
+    # way of restoring the real one, since a key file is never replaced.
+    load_or_create_master_key(settings_for(tmp_path))
+    path = tmp_path / "master.key"
+    database = tmp_path / "tokensmith.db"
+    make_database(database)
+    path.unlink()
+    with pytest.raises(MissingKeyFile) as caught:
+        load_or_create_master_key(settings_for(tmp_path))
+    assert caught.value.code == "missing_key_file"
+    assert isinstance(caught.value, MasterKeyFileError)
+    assert str(caught.value) == (
+        f"the master key file {path} is missing but the database {database} exists; "
+        "restore the key file (a new key could not unseal the database's signing keys)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokensmith.db"]  # nothing made
+    with pytest.raises(MissingKeyFile):
+        check_key_file_not_lost(settings_for(tmp_path))
+
+
+def test_the_database_named_by_database_url_counts_too(tmp_path: Path) -> None:
+    database = tmp_path / "elsewhere" / "state.db"
+    make_database(database)
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{database}")
+    with pytest.raises(MissingKeyFile) as caught:
+        load_or_create_master_key(settings)
+    assert f"the database {database} exists" in str(caught.value)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        None,  # the default file, not there yet: a first start
+        "sqlite+aiosqlite:///:memory:",
+        # A server's database: whether it holds keys cannot be seen from here.
+        "postgresql+asyncpg://app:pw@db.internal/ts",
+    ],
+)
+def test_a_key_is_made_where_no_database_file_exists(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    extra = {} if database_url is None else {"database_url": database_url}
+    settings = Settings(data_dir=tmp_path, **extra)
+    check_key_file_not_lost(settings)
+    key = load_or_create_master_key(settings)
+    assert same_key(key, load_or_create_master_key(settings))
+    assert (tmp_path / "master.key").exists()
+
+
+def test_an_existing_key_file_and_database_are_used(tmp_path: Path) -> None:
+    first = load_or_create_master_key(settings_for(tmp_path))
+    make_database(tmp_path / "tokensmith.db")
+    check_key_file_not_lost(settings_for(tmp_path))
+    assert same_key(load_or_create_master_key(settings_for(tmp_path)), first)
+
+
+def test_the_configured_key_needs_no_file_beside_a_database(tmp_path: Path) -> None:
+    make_database(tmp_path / "tokensmith.db")
+    configured = MasterKey.generate()
+    settings = settings_for(tmp_path, configured.to_text())
+    check_key_file_not_lost(settings)
+    assert same_key(load_or_create_master_key(settings), configured)
+    assert not (tmp_path / "master.key").exists()
+
+
+def test_a_key_and_database_made_by_another_process_meanwhile_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two servers starting on a fresh directory: between this one finding no key file and
+    # looking for the database, the other made both (the key first, as build_services
+    # does). Its key is the one, not an error.
+    theirs = MasterKey.generate()
+    path = tmp_path / "master.key"
+    real_read = master_key._read_key_file
+    calls = 0
+
+    def read_then_lose_the_race(target: Path) -> MasterKey:
+        nonlocal calls
+        calls += 1
+        try:
+            return real_read(target)
+        finally:
+            if calls == 1:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, theirs.to_text().encode())
+                os.close(fd)
+                make_database(tmp_path / "tokensmith.db")
+
+    monkeypatch.setattr(master_key, "_read_key_file", read_then_lose_the_race)
+    assert same_key(load_or_create_master_key(settings_for(tmp_path)), theirs)
+    assert calls == 2

@@ -32,7 +32,9 @@ from .master_key import (
     InvalidKeyFile,
     MasterKeyFileError,
     MasterKeySettings,
+    MissingKeyFile,
     UnsafeKeyFile,
+    check_key_file_not_lost,
     load_or_create_master_key,
 )
 from .oauth_errors import (
@@ -125,6 +127,7 @@ __all__ = [
     "MasterKeyFileError",
     "MasterKeySettings",
     "MemoryThrottleStore",
+    "MissingKeyFile",
     "MissingToken",
     "NewClient",
     "NoSigningKey",
@@ -157,6 +160,7 @@ __all__ = [
     "admin_audience",
     "audit_summary",
     "check_grant_type",
+    "check_key_file_not_lost",
     "check_new_password",
     "client_summary",
     "decide",

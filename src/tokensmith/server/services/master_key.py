@@ -4,6 +4,12 @@
 set; otherwise it reads ``<data_dir>/master.key``, creating it on first use. A key
 file that group or others may read (or write) is refused: whoever reads it can
 unseal every signing key in the database. Errors name the file, never its content.
+
+No key is made beside an existing SQLite database (``MissingKeyFile``): a new key could
+never unseal the database's signing keys, and the new file would stand in the way of
+restoring the real one (a key file is never replaced). This holds for every way the
+server starts (the CLI, ``create_app`` under any ASGI server, each worker), since they
+all load the key here.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from tokensmith.errors import TokensmithError
 from tokensmith.keys import MasterKey
 
@@ -22,7 +31,9 @@ __all__ = [
     "InvalidKeyFile",
     "MasterKeyFileError",
     "MasterKeySettings",
+    "MissingKeyFile",
     "UnsafeKeyFile",
+    "check_key_file_not_lost",
     "load_or_create_master_key",
 ]
 
@@ -36,6 +47,8 @@ class MasterKeySettings(Protocol):
     def parsed_master_key(self) -> MasterKey | None: ...
 
     def master_key_file(self) -> Path: ...
+
+    def resolved_database_url(self) -> str: ...
 
 
 class MasterKeyFileError(TokensmithError):
@@ -59,8 +72,19 @@ class InvalidKeyFile(MasterKeyFileError):
     description = "The master key file does not hold a valid master key."
 
 
+class MissingKeyFile(MasterKeyFileError):
+    """The database exists but its master key file does not (deleted, or not restored)."""
+
+    code = "missing_key_file"
+    description = "The master key file of the database is missing."
+
+
 def load_or_create_master_key(settings: MasterKeySettings) -> MasterKey:
-    """The configured master key, else the key file's (created with mode 0600 if missing)."""
+    """The configured master key, else the key file's (created with mode 0600 if missing).
+
+    A missing key file is created only where no SQLite database exists yet; beside one
+    it is ``MissingKeyFile`` (restore the file: a new key could not unseal the database).
+    """
     configured = settings.parsed_master_key()
     if configured is not None:
         return configured
@@ -69,9 +93,71 @@ def load_or_create_master_key(settings: MasterKeySettings) -> MasterKey:
         return _read_key_file(path)
     except FileNotFoundError:
         pass
+    database = _existing_database(settings)
+    if database is not None:
+        # Read again: another process starting on a fresh directory may have made both
+        # since (it makes the key before the database), and then its key is the one.
+        try:
+            return _read_key_file(path)
+        except FileNotFoundError:
+            raise _missing_key_file(path, database) from None
     _create_key_file(path, MasterKey.generate())
     # Read back what is on disk: if another process created the file first, its key wins.
     return _read_key_file(path)
+
+
+def check_key_file_not_lost(settings: MasterKeySettings) -> None:
+    """Raise ``MissingKeyFile`` where ``load_or_create_master_key`` would: the key file is
+    missing but the SQLite database exists. Nothing is read or made.
+
+    For callers that decide what a missing key file means before opening anything (the
+    CLI's ``not_initialized``), so that a lost key file is still reported as lost.
+    """
+    if settings.parsed_master_key() is not None:
+        return
+    path = settings.master_key_file()
+    if not _missing(path):
+        return
+    database = _existing_database(settings)
+    if database is not None and _missing(path):
+        raise _missing_key_file(path, database)
+
+
+def _missing_key_file(path: Path, database: Path) -> MissingKeyFile:
+    return MissingKeyFile(
+        f"the master key file {path} is missing but the database {database} exists; "
+        "restore the key file (a new key could not unseal the database's signing keys)"
+    )
+
+
+def _existing_database(settings: MasterKeySettings) -> Path | None:
+    """The SQLite database file the settings name, if it exists (or may: see ``_missing``).
+
+    None for a file known not to exist, an in-memory database and any other database (a
+    server's: whether it holds keys is not known without the key, so the key file is
+    made as before; restoring a lost one is the operator's part there).
+    """
+    try:
+        url = make_url(settings.resolved_database_url())
+    except ArgumentError:
+        return None  # the store reports an unusable URL when it opens the database
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = Path(url.database)
+    return None if _missing(database) else database
+
+
+def _missing(path: Path) -> bool:
+    """Whether ``path`` is known not to exist. A path that cannot be looked at (in a
+    directory this user may not search) is not missing: reading it reports the reason,
+    and a key is never made where a database may be."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _read_key_file(path: Path) -> MasterKey:
