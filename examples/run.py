@@ -75,8 +75,11 @@ def walkthrough(demo: Demo, fresh: bool) -> str:
 
 
 def main() -> None:
-    # SIGTERM ends the demo as Ctrl-C does: both servers are stopped on the way out.
+    # SIGTERM ends the demo as Ctrl-C does: both servers are stopped on the way out. And
+    # Ctrl-C is Ctrl-C even when the demo was started with SIGINT ignored (a shell's
+    # background job), where Python would otherwise leave it ignored.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         serve_demo()
     except KeyboardInterrupt:
