@@ -224,7 +224,13 @@ def test_users_enable_lets_a_disabled_user_log_in_again(served: Served) -> None:
 
 
 def test_users_enable_json(served: Served) -> None:
-    served.cli.ok("users", "disable", "dave")
+    dave = served.login("dave")
+    assert dave.status_code == 200, dave.text
+    disabled = served.cli.run("users", "disable", "dave", "--json")
+    assert disabled.returncode == 0, disabled.stderr
+    # The admin API's answer too: the user, and the access tokens the disable revoked.
+    assert json.loads(disabled.stdout)["disabled"] is True
+    assert json.loads(disabled.stdout)["access_tokens_revoked"] >= 1  # the login above
     result = served.cli.run("users", "enable", "Dave", "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)

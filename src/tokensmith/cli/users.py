@@ -121,10 +121,15 @@ def set_roles(username: str, roles: tuple[str, ...], config_path: Path | None) -
     is_flag=True,
     help="Enable the user again instead, as `users enable` (tokens revoked stay revoked).",
 )
+@json_option
 @config_option
-def disable(username: str, enable: bool, config_path: Path | None) -> None:
+def disable(username: str, enable: bool, as_json: bool, config_path: Path | None) -> None:
     """Disable USERNAME: no login, no refresh; every token issued to it is revoked."""
     user, revoked = _set_disabled(username, not enable, config_path)
+    if as_json:
+        # The admin API's answer: the user, and how many access tokens were revoked.
+        echo_json({**user_summary(user), "access_tokens_revoked": revoked})
+        return
     if enable:
         click.echo(f"user {user.username}: enabled")
     else:
