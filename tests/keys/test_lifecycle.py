@@ -277,6 +277,23 @@ def test_an_algorithm_replacing_another_is_published_before_it_signs() -> None:
     assert signing_key(records, "ES256") is not None
 
 
+def test_a_ring_replaced_beside_hs256_signs_until_its_successor_is_published() -> None:
+    # RS256+HS256 -> ES256+HS256: retiring RS256 at once would leave HS256 signing for
+    # prepublish, tokens no JWKS verifier can check.
+    records = ring("RS256")
+    later = NOW + 3 * DAY
+    flags = {"other_signer": True, "hmac_has_signed": True}
+    actions = plan(records, ["ES256"], later, POLICY, **flags)
+    assert actions == [CreateKey("ES256", KeyState.NEXT)]
+    records = apply(records, actions, later, lambda alg: "ES256-first")
+    assert signing_key(records, "RS256") is not None
+    done = later + POLICY.prepublish
+    assert plan(records, ["ES256"], done, POLICY, **flags) == [
+        Activate("ES256-first"),
+        Retire("RS256-cur"),
+    ]
+
+
 def test_a_ring_dropped_for_hs256_alone_retires_at_once() -> None:
     # The configured HS256 secret signs at once: nothing to wait for.
     records = ring("RS256")

@@ -123,8 +123,8 @@ def plan(
     wind down: a next key (it never signed) goes, and the current key retires once a
     ring in ``algs`` signs, so replacing one algorithm by another never signs with a
     key verifiers have not had ``prepublish`` to fetch. ``other_signer``: something
-    outside the rings signs (a configured HS256 secret), so a dropped ring need not
-    wait for one of ``algs``; ``hmac_has_signed``: that secret has issued tokens
+    outside the rings signs (a configured HS256 secret), so with no ring in ``algs`` a
+    dropped ring need not wait; ``hmac_has_signed``: that secret has issued tokens
     already, so an empty ring is prepublished while it goes on signing, as beside a
     ring that signs. Retired and revoked keys are deleted ``policy.retention`` after
     they left service.
@@ -151,7 +151,10 @@ def plan(
         elif _prepublished(ring.next, now, policy):
             actions += [Retire(ring.current.kid), Activate(ring.next.kid)]
     wanted_signs = (
-        other_signer
+        # HS256 takes over a dropped ring only when no ring is wanted at all: beside a
+        # wanted ring that is still being published, the dropped one keeps signing, or
+        # tokens would be HS256 (which JWKS verifiers cannot check) for prepublish.
+        (other_signer and not wanted)
         or bool(signing & wanted)
         or any(isinstance(a, Activate) or _creates_current(a) for a in actions)
     )

@@ -300,6 +300,22 @@ async def test_an_hs256_deployment_adding_rs256_publishes_it_before_it_signs(
     assert check(ring, issue(ring, clock), clock)["sub"] == "alice"
 
 
+async def test_replacing_rs256_beside_hs256_never_hands_signing_to_hs256(
+    tmp_path: Path, db: Database, master: MasterKey, clock: FixedClock
+) -> None:
+    secret = secrets.token_urlsafe(48)
+    before = Settings(data_dir=tmp_path, signing_algorithms=("RS256", "HS256"), hs256_secret=secret)
+    rs256 = (await fresh_ring(db, master, before, clock)).signer().kid
+    assert rs256 != HS256_KID  # a fresh install (no client yet): RS256 signs at once
+    after = Settings(data_dir=tmp_path, signing_algorithms=("ES256", "HS256"), hs256_secret=secret)
+    ring = await fresh_ring(db, master, after, clock)
+    assert ring.signer().kid == rs256  # not the HS256 secret, while ES256 is published
+    clock.set(START + ring.policy.prepublish)
+    await ring.maintain(db)
+    assert ring.signer().alg == "ES256"
+    assert {r.kid: r.state for r in ring.records}[rs256] is KeyState.RETIRED
+
+
 async def test_revoking_the_current_key_unpublishes_it_at_once(
     db: Database, master: MasterKey, settings: Settings, clock: FixedClock
 ) -> None:

@@ -107,6 +107,7 @@ class _View:
 
     records: tuple[KeyRecord, ...]
     signers: Mapping[str, JWK]
+    default: JWK | None  # what signs when no algorithm is asked for (KeyRing.signer)
     public: JWKSet  # published asymmetric keys
     hmac: JWKSet  # the configured HS256 secret, if any
     body: bytes
@@ -187,20 +188,27 @@ class KeyRing(KeyRingChanges):
         for the prepublication period; until then the others sign, and when it replaced
         an algorithm no longer configured, that one's ring signs until then.
         """
-        signers = self._fresh().signers
-        if alg is not None:
-            key = signers.get(alg)
-            if key is None:
-                raise NoSigningKey(f"no key signs {alg} now")
-            return key
+        view = self._fresh()
+        key = view.default if alg is None else view.signers.get(alg)
+        if key is None:
+            raise NoSigningKey(f"no key signs {alg or self.default_alg} now")
+        return key
+
+    def _default_signer(self, signers: Mapping[str, JWK]) -> JWK | None:
+        """``signer()``'s key: the first configured algorithm that signs.
+
+        A dropped ring (``keys.plan`` keeps it signing) stands in for a configured ring
+        still being published, ahead of the HS256 secret: replacing RS256 by ES256 beside
+        HS256 must not make every token HS256, which JWKS verifiers cannot check.
+        """
+        dropped = next((key for alg, key in signers.items() if alg not in self._algs), None)
         for configured in self._algs:
             key = signers.get(configured)
             if key is not None:
                 return key
-        winding_down = next(iter(signers.values()), None)  # a dropped ring (keys.plan)
-        if winding_down is not None:
-            return winding_down
-        raise NoSigningKey(f"no key signs {self.default_alg} now")
+            if dropped is not None and is_published_alg(configured):
+                return dropped
+        return dropped
 
     def verification_keys(self, alg: str | None = None) -> JWKSet:
         """Every key a token of ``alg`` may verify against now.
@@ -284,6 +292,7 @@ class KeyRing(KeyRingChanges):
         return _View(
             records=records,
             signers=signers,
+            default=self._default_signer(signers),
             public=public,
             hmac=JWKSet([self._hmac] if self._hmac is not None else []),
             body=body,
