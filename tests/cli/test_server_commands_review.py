@@ -15,8 +15,9 @@ import click
 import pytest
 
 from tokensmith.cli.main import cli as root_command
+from tokensmith.keys import MasterKey
 
-from ._server_cli import PASSWORD, Cli
+from ._server_cli import PASSWORD, Cli, clean_env
 
 
 def _one_error_line(result_stderr: str, code: str) -> str:
@@ -68,6 +69,26 @@ def test_a_missing_data_directory_is_not_made_by_other_commands_than_init(
     assert str(tmp_path / "var") in message and "tokensmith init" in message
     assert result.stdout == ""  # --json: nothing but JSON on stdout, and here nothing
     assert not (tmp_path / "var").exists()
+
+
+def test_with_the_key_in_the_environment_a_missing_database_is_not_initialized(
+    tmp_path: Path,
+) -> None:
+    # No key file to look for: a directory without init's database is refused the same
+    # way, not made a new deployment (a new database, schema and signing keys).
+    key = MasterKey.generate().to_text()
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    cli = Cli(data_dir)
+    env = clean_env(data_dir, TOKENSMITH_MASTER_KEY=key)
+    result = cli.run("users", "list", env=env)
+    assert result.returncode == 1
+    message = _one_error_line(result.stderr, "not_initialized")
+    assert str(data_dir / "tokensmith.db") in message and key not in result.stderr
+    assert list(data_dir.iterdir()) == []
+    assert cli.run("init", env=env).returncode == 0
+    listed = cli.run("users", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
 
 
 SERVE_WORKERS = ("serve", "--host", "127.0.0.1", "--port", "1", "--workers", "2")

@@ -99,6 +99,16 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(main)
 
 
+def _sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file the settings name; None for another database or memory."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 def _missing(path: Path) -> bool:
     """Whether ``path`` is known not to exist. A path that cannot be looked at (a data
     directory others may not search) is not missing: reading it reports the reason."""
@@ -112,7 +122,8 @@ def _missing(path: Path) -> bool:
 
 
 def check_initialized(settings: Settings) -> None:
-    """Refuse a data directory without its master key file (``NotInitialized``).
+    """Refuse a data directory without its master key file (``NotInitialized``), or, with
+    ``TOKENSMITH_MASTER_KEY`` set (no file), without its SQLite database.
 
     ``build_services`` creates the key file when it is missing: right for ``init`` and a
     first ``serve``, wrong for a data directory someone mistyped. A key file missing
@@ -120,7 +131,14 @@ def check_initialized(settings: Settings) -> None:
     (the rule of ``load_or_create_master_key``, which refuses to make a key there).
     """
     if settings.master_key is not None:
-        return  # TOKENSMITH_MASTER_KEY: no file is read or made
+        # TOKENSMITH_MASTER_KEY: no key file to look for; the database is what init made.
+        database = _sqlite_file(settings)
+        if database is not None and _missing(database):
+            raise NotInitialized(
+                f"no database at {database}: run `tokensmith init` first "
+                "(or check TOKENSMITH_DATA and --config)"
+            )
+        return
     key_file = settings.master_key_file()
     if not _missing(key_file):
         return  # its mode and content are checked (and reported) when it is read
