@@ -302,3 +302,13 @@ def test_roles_and_scopes_together(keys: Keys) -> None:
 def test_a_generator_of_roles_is_read_whole(keys: Keys) -> None:
     claims = claims_with(keys, roles=["ADMIN"])
     assert check_access(claims, roles=(r for r in ["EDITOR", "ADMIN"])) is claims
+
+
+def test_check_access_refuses_a_string_of_roles_or_scopes(keys: Keys) -> None:
+    # roles="ADMIN" would be read as the roles A, D, M, I, N: a token with "A" would pass.
+    claims = claims_with(keys, roles=["A"])
+    with pytest.raises(TypeError):
+        check_access(claims, roles="ADMIN")
+    with pytest.raises(TypeError):
+        check_access(claims, scopes="read")
+    assert check_access(claims, roles=["A"]) is claims

@@ -167,7 +167,13 @@ def access_rule(
 def check_access(
     claims: AccessClaims | None, roles: Iterable[str] = (), scopes: Iterable[str] = ()
 ) -> AccessClaims:
-    """The claims if they may pass: any one of ``roles`` (if given) and every ``scope``."""
+    """The claims if they may pass: any one of ``roles`` (if given) and every ``scope``.
+
+    ``roles`` and ``scopes`` are lists of names; a string is a ``TypeError`` (as in
+    ``access_rule``): ``roles="ADMIN"`` would pass a token with the role "A".
+    """
+    if isinstance(roles, str) or isinstance(scopes, str):
+        raise TypeError("roles and scopes must be lists of names, not strings")
     if claims is None:
         raise MissingBearer()
     wanted_roles = tuple(roles)
