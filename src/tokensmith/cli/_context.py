@@ -100,11 +100,15 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
 
 
 def _sqlite_file(settings: Settings) -> Path | None:
-    """The SQLite database file the settings name; None for another database or memory."""
+    """The SQLite database file the settings name; None for another database or memory.
+
+    Only through the driver the store uses: a URL it cannot use is the store's to
+    report (``database_unsupported``), not a missing database.
+    """
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.resolved_database_url())
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.drivername != "sqlite+aiosqlite" or url.database in (None, "", ":memory:"):
         return None
     return Path(url.database)
 
