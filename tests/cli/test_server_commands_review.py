@@ -7,6 +7,7 @@ where nothing should be.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -238,3 +239,19 @@ def test_init_admin_does_not_call_an_existing_non_admin_the_admin(ready: Cli) ->
     assert "user root: exists, left unchanged, and is NOT an admin (disabled, roles ADMIN)" in out
     ready.ok("users", "disable", "root", "--enable")
     assert "admin user root: exists, left unchanged" in ready.ok("init", "--admin", "root")
+
+
+def test_keys_list_keeps_a_retired_key_for_the_tokens_of_a_former_lifetime(
+    tmp_path: Path,
+) -> None:
+    # After the access-token lifetime is lowered, tokens signed under the former one
+    # still live that long: the key's deletion time is the ring's (keep_until), not the
+    # one the new settings alone would give.
+    cli = Cli(tmp_path / "var")
+    cli.ok("init")
+    cli.ok("keys", "rotate", "--force")  # the first key is retired now
+    env = clean_env(cli.data_dir, TOKENSMITH_ACCESS_TOKEN_LIFETIME="5m")
+    listed = cli.run("keys", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (retired,) = [k for k in json.loads(listed.stdout) if k["state"] == "retired"]
+    assert retired["deleted_after"] >= retired["retired_at"] + 15 * 60

@@ -20,6 +20,7 @@ from tokensmith.keys import (
     KeyRecord,
     Retire,
     Revoke,
+    RotationPolicy,
     deletion_time,
 )
 from tokensmith.server.services import key_summary
@@ -56,14 +57,14 @@ def keys() -> None:
 def list_keys(as_json: bool, config_path: Path | None) -> None:
     """List the signing keys and their states (public metadata only)."""
     settings = load(config_path)
-    policy = settings.rotation_policy()
 
-    async def go() -> tuple[KeyRecord, ...]:
+    async def go() -> tuple[tuple[KeyRecord, ...], RotationPolicy]:
         async with open_services(settings) as ctx:
             await ctx.keyring.reload(ctx.db)
-            return ctx.keyring.records
+            # The ring's policy, keep_until included (read from the database on load).
+            return ctx.keyring.records, ctx.keyring.policy
 
-    records = run_async(go)
+    records, policy = run_async(go)
     if as_json:
         echo_json([key_summary(r, policy) for r in records])
         return

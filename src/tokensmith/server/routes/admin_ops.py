@@ -109,11 +109,12 @@ def _action(action: Action) -> dict[str, Any]:
 
 async def _keys_answer(request: Request, actions: list[Action]) -> Response:
     ring = context(request).keyring
-    policy = context(request).settings.rotation_policy()
     return reply(
         {
             "actions": [_action(a) for a in actions],
-            "keys": [key_summary(r, policy) for r in ring.records],
+            # The ring's policy: its keep_until comes from the database (a lowered token
+            # lifetime keeps retired keys longer), which the settings' own policy lacks.
+            "keys": [key_summary(r, ring.policy) for r in ring.records],
         }
     )
 
