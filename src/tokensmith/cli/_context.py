@@ -30,14 +30,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import click
+from sqlalchemy.engine import make_url
 
 from tokensmith.server.services import (
     MasterKeyFileError,
     check_key_file_not_lost,
     check_new_password,
+    path_missing,
 )
 from tokensmith.server.settings import Settings, load_settings
-from tokensmith.store import StoreError
+from tokensmith.store import StoreError, check_driver, sqlite_file
 
 if TYPE_CHECKING:
     from tokensmith.server.app import ServerContext
@@ -99,32 +101,6 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(main)
 
 
-def _sqlite_file(settings: Settings) -> Path | None:
-    """The SQLite database file the settings name; None for another database or memory.
-
-    Only through the driver the store uses: a URL it cannot use is the store's to
-    report (``database_unsupported``), not a missing database.
-    """
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.resolved_database_url())
-    if url.drivername != "sqlite+aiosqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
-def _missing(path: Path) -> bool:
-    """Whether ``path`` is known not to exist. A path that cannot be looked at (a data
-    directory others may not search) is not missing: reading it reports the reason."""
-    try:
-        path.stat()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
 def check_initialized(settings: Settings) -> None:
     """Refuse a data directory without its master key file (``NotInitialized``), or, with
     ``TOKENSMITH_MASTER_KEY`` set (no file), without its SQLite database.
@@ -136,15 +112,17 @@ def check_initialized(settings: Settings) -> None:
     """
     if settings.master_key is not None:
         # TOKENSMITH_MASTER_KEY: no key file to look for; the database is what init made.
-        database = _sqlite_file(settings)
-        if database is not None and _missing(database):
+        url = settings.resolved_database_url()
+        database = sqlite_file(url)
+        if database is not None and path_missing(database):
+            check_driver(make_url(url))  # a URL the store cannot use is that, first
             raise NotInitialized(
                 f"no database at {database}: run `tokensmith init` first "
                 "(or check TOKENSMITH_DATA and --config)"
             )
         return
     key_file = settings.master_key_file()
-    if not _missing(key_file):
+    if not path_missing(key_file):
         return  # its mode and content are checked (and reported) when it is read
     check_key_file_not_lost(settings)
     raise NotInitialized(

@@ -14,7 +14,16 @@ returns plain frozen values, never ORM objects. See docs/store.md.
 
 from .audit import AuditEntry, AuditEvent, AuditRepository
 from .clients import UNCHANGED, Client, ClientRepository, check_client_id
-from .database import DB_FILENAME, Database, create_engine, is_sqlite, session_factory, sqlite_url
+from .database import (
+    DB_FILENAME,
+    Database,
+    check_driver,
+    create_engine,
+    is_sqlite,
+    session_factory,
+    sqlite_file,
+    sqlite_url,
+)
 from .errors import (
     ClientIdTaken,
     ConcurrentChange,
@@ -78,6 +87,7 @@ __all__ = [
     "UserRepository",
     "UsernameTaken",
     "check_client_id",
+    "check_driver",
     "create_engine",
     "current_revision",
     "hash_token",
@@ -87,6 +97,7 @@ __all__ = [
     "normalize_username",
     "prune",
     "session_factory",
+    "sqlite_file",
     "sqlite_url",
     "upgrade",
     "upgrade_sync",

@@ -104,6 +104,15 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database URL; None for another database, memory or a URI."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
 def create_engine(
     url: str | URL,
     *,
@@ -129,12 +138,12 @@ def create_engine(
         url, echo=echo, hide_parameters=True, pool_pre_ping=not sqlite, **options
     )
     if sqlite:
-        _create_private_file(parsed.database)
+        _create_private_file(sqlite_file(parsed))
         _configure_sqlite(engine, busy_timeout)
     return engine
 
 
-def _create_private_file(database: str | None) -> None:
+def _create_private_file(database: Path | None) -> None:
     """Create a SQLite file that is not there yet readable by its owner only.
 
     It holds password hashes and sealed keys, and a data directory made by someone else
@@ -142,7 +151,7 @@ def _create_private_file(database: str | None) -> None:
     existing file keeps its mode (the operator chose it), and a path that cannot be made
     is left for SQLite to report.
     """
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if database is None:
         return
     try:
         os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))

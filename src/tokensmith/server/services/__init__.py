@@ -36,6 +36,7 @@ from .master_key import (
     UnsafeKeyFile,
     check_key_file_not_lost,
     load_or_create_master_key,
+    path_missing,
 )
 from .oauth_errors import (
     InsufficientRole,
@@ -172,6 +173,7 @@ __all__ = [
     "normalize_password",
     "normalize_roles",
     "parse_scope",
+    "path_missing",
     "record_failure",
     "record_success",
     "resolve_scope",

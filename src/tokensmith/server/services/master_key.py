@@ -21,11 +21,11 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from tokensmith.errors import TokensmithError
 from tokensmith.keys import MasterKey
+from tokensmith.store import sqlite_file
 
 __all__ = [
     "InvalidKeyFile",
@@ -35,6 +35,7 @@ __all__ = [
     "UnsafeKeyFile",
     "check_key_file_not_lost",
     "load_or_create_master_key",
+    "path_missing",
 ]
 
 # A key file is one line of base64url (43 characters); anything much bigger is not one.
@@ -116,10 +117,10 @@ def check_key_file_not_lost(settings: MasterKeySettings) -> None:
     if settings.parsed_master_key() is not None:
         return
     path = settings.master_key_file()
-    if not _missing(path):
+    if not path_missing(path):
         return
     database = _existing_database(settings)
-    if database is not None and _missing(path):
+    if database is not None:
         raise _missing_key_file(path, database)
 
 
@@ -131,23 +132,20 @@ def _missing_key_file(path: Path, database: Path) -> MissingKeyFile:
 
 
 def _existing_database(settings: MasterKeySettings) -> Path | None:
-    """The SQLite database file the settings name, if it exists (or may: see ``_missing``).
+    """The SQLite database file the settings name, if it exists (or may: see ``path_missing``).
 
     None for a file known not to exist, an in-memory database and any other database (a
     server's: whether it holds keys is not known without the key, so the key file is
     made as before; restoring a lost one is the operator's part there).
     """
     try:
-        url = make_url(settings.resolved_database_url())
+        database = sqlite_file(settings.resolved_database_url())
     except ArgumentError:
         return None  # the store reports an unusable URL when it opens the database
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    database = Path(url.database)
-    return None if _missing(database) else database
+    return None if database is None or path_missing(database) else database
 
 
-def _missing(path: Path) -> bool:
+def path_missing(path: Path) -> bool:
     """Whether ``path`` is known not to exist. A path that cannot be looked at (in a
     directory this user may not search) is not missing: reading it reports the reason,
     and a key is never made where a database may be."""
