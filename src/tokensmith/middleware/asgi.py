@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from tokensmith.errors import TokensmithError
 from tokensmith.verify.claims import AccessClaims
 
-from .bearer import AuthError, InvalidBearer, auth_error_for, parse_authorization
+from .bearer import AuthError, auth_error_for, parse_authorization, single_authorization
 
 __all__ = ["STATE_KEY", "AsyncTokenVerifier", "BearerAuthMiddleware", "claims_of"]
 
@@ -51,14 +51,10 @@ def claims_of(scope_or_request: Any) -> AccessClaims | None:
 
 
 def _authorization(scope: Scope) -> str | None:
-    found: str | None = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if found is not None:
-                # Two Authorization headers: which one a proxy saw is anyone's guess.
-                raise InvalidBearer("The request has more than one Authorization header.")
-            found = value.decode("latin-1")
-    return found
+    values = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"
+    ]
+    return single_authorization(values)
 
 
 class BearerAuthMiddleware:
@@ -100,7 +96,7 @@ class BearerAuthMiddleware:
 
     async def _verified(self, scope: Scope) -> AccessClaims | None:
         """The claims of the request's token, None without one; ``AuthError`` if refused."""
-        header = _authorization(scope)  # InvalidBearer for two
+        header = _authorization(scope)  # InvalidBearer for two (single_authorization)
         try:
             token = parse_authorization(header)
             return None if token is None else await self.verifier.verify(token)

@@ -14,7 +14,7 @@ string or the form body (RFC 6750 sections 2.2 and 2.3) is never looked at.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokensmith.errors import KeySetUnavailable, TokenError, TokensmithError
 from tokensmith.verify.claims import AccessClaims
@@ -28,7 +28,9 @@ __all__ = [
     "access_rule",
     "auth_error_for",
     "check_access",
+    "checked_access",
     "parse_authorization",
+    "single_authorization",
 ]
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -111,6 +113,14 @@ class Unavailable(AuthError):
         return {"Retry-After": "5", "Cache-Control": "no-store"}
 
 
+def single_authorization(values: Sequence[str]) -> str | None:
+    """The request's one ``Authorization`` value, None without one; ``InvalidBearer`` for
+    two (which one a proxy saw is anyone's guess)."""
+    if len(values) > 1:
+        raise InvalidBearer("The request has more than one Authorization header.")
+    return values[0] if values else None
+
+
 def parse_authorization(header: str | None) -> str | None:
     """The bearer token of an ``Authorization`` header; None when it holds none.
 
@@ -172,15 +182,20 @@ def check_access(
     ``roles`` and ``scopes`` are lists of names; a string is a ``TypeError`` (as in
     ``access_rule``): ``roles="ADMIN"`` would pass a token with the role "A".
     """
-    if isinstance(roles, str) or isinstance(scopes, str):
-        raise TypeError("roles and scopes must be lists of names, not strings")
+    wanted_roles, wanted_scopes = access_rule(roles, scopes)
+    return checked_access(claims, wanted_roles, wanted_scopes)
+
+
+def checked_access(
+    claims: AccessClaims | None, wanted_roles: tuple[str, ...], wanted_scopes: tuple[str, ...]
+) -> AccessClaims:
+    """``check_access`` for arguments ``access_rule`` has checked (``require``'s, once,
+    when the route was declared): nothing is checked again per request."""
     if claims is None:
         raise MissingBearer()
-    wanted_roles = tuple(roles)
     if wanted_roles:
         if not any(claims.has_role(role) for role in wanted_roles):
             raise Forbidden("The token lacks a role this operation needs.")
-    wanted_scopes = tuple(scopes)
     if wanted_scopes:
         held_scopes = claims.scopes  # split from the scope claim on each read: once here
         if any(scope not in held_scopes for scope in wanted_scopes):

@@ -22,7 +22,7 @@ from fastapi.security.base import SecurityBase
 from tokensmith.verify.claims import AccessClaims
 
 from .asgi import claims_of
-from .bearer import access_rule, check_access
+from .bearer import access_rule, checked_access
 
 __all__ = ["bearer_scheme", "require"]
 
@@ -50,7 +50,7 @@ class _Require(SecurityBase):
     # HTTPConnection: FastAPI passes the Request of an HTTP route, the WebSocket of a
     # WebSocket route (the middleware verified its handshake).
     async def __call__(self, connection: HTTPConnection) -> AccessClaims:
-        return check_access(claims_of(connection), self.roles, self.scopes)
+        return checked_access(claims_of(connection), self.roles, self.scopes)
 
 
 def require(

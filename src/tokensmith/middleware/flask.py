@@ -23,7 +23,14 @@ from flask import Flask, Response, g, jsonify, request
 from tokensmith.errors import TokensmithError
 from tokensmith.verify.claims import AccessClaims
 
-from .bearer import AuthError, access_rule, auth_error_for, check_access, parse_authorization
+from .bearer import (
+    AuthError,
+    access_rule,
+    auth_error_for,
+    checked_access,
+    parse_authorization,
+    single_authorization,
+)
 
 __all__ = ["BearerAuth", "SyncTokenVerifier", "current_claims"]
 
@@ -65,11 +72,10 @@ class BearerAuth:
     def _authenticate(self) -> Response | None:
         if self.verifier is None:
             raise RuntimeError("BearerAuth needs a verifier")
-        headers = request.headers.getlist("Authorization")
         try:
-            if len(headers) > 1:
-                raise auth_error_for(TokensmithError())
-            token = parse_authorization(headers[0] if headers else None)
+            token = parse_authorization(
+                single_authorization(request.headers.getlist("Authorization"))
+            )
             setattr(g, _G_KEY, None if token is None else self.verifier.verify(token))
         except AuthError as exc:
             return self._answer(exc)
@@ -90,7 +96,7 @@ class BearerAuth:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    check_access(current_claims(), wanted_roles, wanted_scopes)
+                    checked_access(current_claims(), wanted_roles, wanted_scopes)
                 except AuthError as exc:
                     # Answered here, not raised: Flask asks a blueprint's handlers before
                     # the application's, so a blueprint's errorhandler(Exception) would

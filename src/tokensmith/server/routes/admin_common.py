@@ -31,14 +31,15 @@ async def admin(request: Request) -> str:
     # Imported here, as create_app imports the access log: the middleware package loads
     # the verifier SDK and httpx (and through it rich), which the CLI's commands that
     # build services without an app must not pay for.
-    from tokensmith.middleware.bearer import InvalidBearer, parse_authorization
+    from tokensmith.middleware.bearer import (
+        InvalidBearer,
+        parse_authorization,
+        single_authorization,
+    )
 
-    headers = request.headers.getlist("authorization")
-    if len(headers) > 1:
-        # Which one a proxy saw is anyone's guess (the middleware refuses them too).
-        raise InvalidToken()
     try:
-        token = parse_authorization(headers[0] if headers else None)
+        header = single_authorization(request.headers.getlist("authorization"))
+        token = parse_authorization(header)
     except InvalidBearer:
         raise InvalidToken() from None
     if token is None:
