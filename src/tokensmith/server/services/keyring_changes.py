@@ -88,6 +88,7 @@ class KeyRingChanges:
     _policy: RotationPolicy
     _hmac: JWK | None
     _private: dict[str, JWK]
+    _hmac_signed: bool = False  # the HS256 secret may have issued tokens (sticky)
 
     @property
     def records(self) -> tuple[KeyRecord, ...]:
@@ -134,9 +135,14 @@ class KeyRingChanges:
         return await self._change(db, planner, at, actor, reason)
 
     async def _other_signers(self, db: Database) -> _OtherSigners:
-        """What signs beside the rings, for ``plan`` and ``rotate_now``."""
-        has_signed = self._hmac is not None and await self._hmac_has_signed(db)
-        return _OtherSigners(other_signer=self._hmac is not None, hmac_has_signed=has_signed)
+        """What signs beside the rings, for ``plan`` and ``rotate_now``.
+
+        Clients are never deleted, so once one is registered the answer stays yes: the
+        database is asked until then, not on every maintenance run.
+        """
+        if self._hmac is not None and not self._hmac_signed:
+            self._hmac_signed = await self._hmac_has_signed(db)
+        return _OtherSigners(other_signer=self._hmac is not None, hmac_has_signed=self._hmac_signed)
 
     async def _hmac_has_signed(self, db: Database) -> bool:
         """Whether the configured HS256 secret may have issued tokens verifiers hold.
