@@ -40,7 +40,7 @@ from .tokens_access import (
     scope_tokens,
     successor_token,
 )
-from .tokens_revocation import denylist, refresh_hash
+from .tokens_revocation import refresh_hash, revoke_family
 
 __all__ = ["RefreshGrantMixin"]
 
@@ -176,10 +176,7 @@ class RefreshGrantMixin:
     async def _reuse_detected(
         self, repos: Repositories, row: RefreshToken, client: Client, now: int
     ) -> None:
-        refs = await repos.refresh_tokens.revoke_family(
-            row.family_id, now, leeway=self.settings.leeway
-        )
-        await denylist(repos, refs, str(row.user_id), now, self.settings.leeway)
+        refs = await revoke_family(repos, row, now, self.settings.leeway)
         await repos.audit.record(
             AuditEvent.REFRESH_REUSE_DETECTED,
             at=now,

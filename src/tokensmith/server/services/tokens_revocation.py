@@ -16,6 +16,7 @@ from tokensmith.store import (
     AuditEvent,
     Client,
     Database,
+    RefreshToken,
     Repositories,
     UnknownUser,
     hash_token,
@@ -24,7 +25,14 @@ from tokensmith.store import (
 from .keyring import SigningKeys
 from .tokens_access import TokenSettings, verify_access_token
 
-__all__ = ["MAX_FEED_LIMIT", "MAX_TOKEN_LENGTH", "RevocationMixin", "denylist", "refresh_hash"]
+__all__ = [
+    "MAX_FEED_LIMIT",
+    "MAX_TOKEN_LENGTH",
+    "RevocationMixin",
+    "denylist",
+    "refresh_hash",
+    "revoke_family",
+]
 
 #: Longer than any token we issue (access tokens are capped at 8 KiB by the JOSE core).
 MAX_TOKEN_LENGTH = 8192
@@ -50,6 +58,16 @@ async def denylist(
     for ref in refs:
         added += await repos.revocations.add(ref.jti, subject, ref.expires_at + leeway, now)
     return added
+
+
+async def revoke_family(
+    repos: Repositories, row: RefreshToken, now: int, leeway: int
+) -> list[AccessTokenRef]:
+    """Revoke ``row``'s family and denylist the access tokens issued with it (those still
+    accepted within ``leeway`` included); returns what was denylisted."""
+    refs = await repos.refresh_tokens.revoke_family(row.family_id, now, leeway=leeway)
+    await denylist(repos, refs, str(row.user_id), now, leeway)
+    return refs
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -96,10 +114,7 @@ class RevocationMixin:
             row = await repos.refresh_tokens.get_by_hash(token_hash)
             if row is None or row.client_id != client.client_id:
                 return
-            refs = await repos.refresh_tokens.revoke_family(
-                row.family_id, now, leeway=self.settings.leeway
-            )
-            await denylist(repos, refs, str(row.user_id), now, self.settings.leeway)
+            await revoke_family(repos, row, now, self.settings.leeway)
             await repos.audit.record(
                 AuditEvent.TOKEN_REVOKED,
                 at=now,
