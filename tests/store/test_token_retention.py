@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import NOW
-from tokensmith.store import Database, TokenRetentionRepository
+from tokensmith.store import ConcurrentChange, Database, TokenRetentionRepository
 
 pytestmark = pytest.mark.anyio
 
@@ -38,3 +38,40 @@ async def test_a_shorter_retention_keeps_the_former_one_for_tokens_issued_until_
 async def test_bad_values_are_refused(db: Database, retention: int, now: int) -> None:
     with pytest.raises((TypeError, ValueError)):
         await record(db, retention, now)
+
+
+class _StaleFirstRead(TokenRetentionRepository):
+    """The repository as another instance races it: its first read misses the rows that
+    instance inserted meanwhile (as PostgreSQL's, whose FOR UPDATE locks no absent row)."""
+
+    stale_reads = 1
+
+    async def _read(self) -> dict[str, int]:
+        if self.stale_reads:
+            self.stale_reads -= 1
+            return {}
+        return await super()._read()
+
+
+async def test_an_insert_that_loses_the_race_is_made_again_on_the_other_instances_rows(
+    db: Database,
+) -> None:
+    await record(db, DAY, NOW)  # the other instance, first
+    async with db.transaction() as session:
+        repository = _StaleFirstRead(session)
+        # Planned from nothing, the insert collides; made again from the stored DAY,
+        # the lowered retention keeps DAY for the tokens issued until now.
+        assert await repository.record(900, NOW + 100) == NOW + 100 + DAY
+        assert repository.stale_reads == 0
+    # The transaction survived the failed insert and committed the change.
+    assert await record(db, 900, NOW + 200) == NOW + 100 + DAY
+
+
+async def test_a_race_lost_twice_is_a_concurrent_change(db: Database) -> None:
+    await record(db, DAY, NOW)
+    with pytest.raises(ConcurrentChange):
+        async with db.transaction() as session:
+            repository = _StaleFirstRead(session)
+            repository.stale_reads = 2
+            await repository.record(900, NOW + 100)
+    assert await record(db, DAY, NOW + 200) == 0  # nothing of the failed change stayed

@@ -6,14 +6,21 @@ and restarted, a server would compute retention from the new value while tokens
 signed under the old one still live. Two rows of the ``counters`` table remember it:
 ``token_retention``, the retention last configured, and ``old_tokens_expire_by``, the
 time by which every token issued under a longer former retention has expired.
+
+Every server start records the retention, so two instances sharing a PostgreSQL
+database may do it at once: the rows are read locked, and an insert that loses the
+race to the other instance's is taken back (a savepoint) and the change made again
+on the rows as they now are.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._checks import check_count, check_time
+from .errors import ConcurrentChange
 from .models import CounterRow, table_of
 
 __all__ = ["TokenRetentionRepository"]
@@ -22,6 +29,13 @@ RETENTION = "token_retention"
 EXPIRE_BY = "old_tokens_expire_by"
 
 _counters = table_of(CounterRow)
+_READ = (
+    select(_counters.c.name, _counters.c.value)
+    .where(_counters.c.name.in_((RETENTION, EXPIRE_BY)))
+    .with_for_update()
+)
+# The second attempt finds both rows (they are never deleted) and holds their locks.
+_ATTEMPTS = 2
 
 
 class TokenRetentionRepository:
@@ -37,17 +51,25 @@ class TokenRetentionRepository:
         """
         check_count("retention", retention, minimum=1)
         check_time("now", now)
-        query = select(_counters.c.name, _counters.c.value).where(
-            _counters.c.name.in_((RETENTION, EXPIRE_BY))
-        )
-        stored = {row.name: int(row.value) for row in await self.session.execute(query)}
-        expire_by = stored.get(EXPIRE_BY, 0)
-        former = stored.get(RETENTION)
-        if former is not None and retention < former:
-            expire_by = max(expire_by, now + former)
-        await self._put(RETENTION, retention, RETENTION in stored)
-        await self._put(EXPIRE_BY, expire_by, EXPIRE_BY in stored)
-        return expire_by
+        for _ in range(_ATTEMPTS):
+            stored = await self._read()
+            expire_by = stored.get(EXPIRE_BY, 0)
+            former = stored.get(RETENTION)
+            if former is not None and retention < former:
+                expire_by = max(expire_by, now + former)
+            try:
+                async with self.session.begin_nested():
+                    await self._put(RETENTION, retention, RETENTION in stored)
+                    await self._put(EXPIRE_BY, expire_by, EXPIRE_BY in stored)
+            except IntegrityError:
+                # Another instance inserted a row after our read (PostgreSQL locks no
+                # row that did not exist yet); it has committed, so read it again.
+                continue
+            return expire_by
+        raise ConcurrentChange()
+
+    async def _read(self) -> dict[str, int]:
+        return {row.name: int(row.value) for row in await self.session.execute(_READ)}
 
     async def _put(self, name: str, value: int, exists: bool) -> None:
         if exists:
