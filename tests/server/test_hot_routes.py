@@ -120,6 +120,6 @@ def test_the_token_endpoint_is_wired_as_a_hot_route(tmp_path: Path) -> None:
     hot = [m for m in app.user_middleware if m.cls is HotRoutes]
     assert len(hot) == 1
     assert hot[0].kwargs["routes"] == {("POST", "/oauth/token"): token}
-    assert hot[0].kwargs["error_handlers"] == exception_handlers()
+    assert hot[0].kwargs["error_handlers"] == app.exception_handlers
     # Innermost of the app's own middleware: the catch-all answers what it raises.
     assert app.user_middleware[-1].cls is HotRoutes

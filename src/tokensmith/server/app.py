@@ -49,6 +49,7 @@ from tokensmith.store import Database, prune, upgrade
 
 from .hot_routes import HotRoutes
 from .http_errors import CatchAllMiddleware, exception_handlers
+from .proxy_hint import ProxyHint
 from .routes import routes
 from .routes.oauth import token
 
@@ -254,7 +255,7 @@ def create_app(
                     stop.set()
                     ctx.audit_writer.stop()
 
-    handlers = exception_handlers()
+    handlers = exception_handlers(on_throttled=ProxyHint(settings).throttled)
     middleware = [
         Middleware(CatchAllMiddleware),
         # Innermost: the token endpoint skips the router's layers (hot_routes.py).

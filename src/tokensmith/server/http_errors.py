@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,6 +33,7 @@ from tokensmith.server.services import (
     NoSigningKey,
     NotCurrentKey,
     OAuthError,
+    SlowDown,
     TemporarilyUnavailable,
     WeakPassword,
 )
@@ -94,6 +95,15 @@ async def _oauth(request: Request, exc: Exception) -> Response:
     return oauth_response(exc)
 
 
+def _oauth_telling(on_throttled: Callable[[Request], None]) -> Any:
+    async def _oauth_and_tell(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, SlowDown):
+            on_throttled(request)
+        return await _oauth(request, exc)
+
+    return _oauth_and_tell
+
+
 async def _tokensmith(request: Request, exc: Exception) -> Response:
     if isinstance(exc, DatabaseUnavailable | NoSigningKey):
         logger.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -131,9 +141,13 @@ def _server_error(request: Request | None, exc: BaseException) -> Response:
     return Response(_SERVER_ERROR, 500, media_type="application/json", headers=NO_STORE)
 
 
-def exception_handlers() -> dict[Any, Any]:
-    """For ``Starlette(exception_handlers=...)``; the catch-all is ``CatchAllMiddleware``."""
-    return {OAuthError: _oauth, TokensmithError: _tokensmith, HTTPException: _http}
+def exception_handlers(*, on_throttled: Callable[[Request], None] | None = None) -> dict[Any, Any]:
+    """For ``Starlette(exception_handlers=...)``; the catch-all is ``CatchAllMiddleware``.
+
+    ``on_throttled`` is told of each request answered 429 (``proxy_hint.py``).
+    """
+    oauth = _oauth if on_throttled is None else _oauth_telling(on_throttled)
+    return {OAuthError: oauth, TokensmithError: _tokensmith, HTTPException: _http}
 
 
 class CatchAllMiddleware:

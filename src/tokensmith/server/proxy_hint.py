@@ -1,0 +1,56 @@
+"""A log hint for the operator who put the server behind a reverse proxy and left
+``trusted_proxies`` empty.
+
+The throttle then counts the proxy's address for every client behind it, so one
+client's failed logins answer 429 to all of them. The ``X-Forwarded-For`` header that
+would tell them apart is rightly not believed (any client can write it), but its
+presence on a throttled request is the misconfiguration's signature: the log says so
+once per address, naming the setting. Checked on 429 answers only, so no request that
+is served pays for it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+
+from .forms import client_address
+from .settings import Settings, env_name
+
+__all__ = ["ProxyHint"]
+
+logger = logging.getLogger("tokensmith.server")
+
+# Addresses already named; a bound, since a flood from many addresses must not grow it.
+_MAX_NAMED = 64
+
+
+class ProxyHint:
+    """Logs, once per peer address, a throttled request that came through a proxy."""
+
+    def __init__(self, settings: Settings) -> None:
+        # With trusted proxies, serve already rewrote the client from their header.
+        self._enabled = not settings.trusted_proxies
+        self._named: set[str] = set()
+
+    def throttled(self, request: Request) -> None:
+        """Called with each request answered 429."""
+        if not self._enabled or len(self._named) >= _MAX_NAMED:
+            return
+        if "x-forwarded-for" not in request.headers:
+            return
+        address = client_address(request)
+        if address in self._named:
+            return
+        self._named.add(address)
+        # The peer address comes from the socket; the header's value is the client's
+        # own text and is never logged.
+        logger.warning(
+            "throttled requests from %s carry X-Forwarded-For, which is not believed: "
+            "if %s is a reverse proxy, every client behind it shares one login throttle; "
+            "list it in %s",
+            address,
+            address,
+            env_name("trusted_proxies"),
+        )
