@@ -1,8 +1,8 @@
-"""Value checks behind the settings model: durations, secrets, the issuer URL.
+"""Value checks behind the settings model: durations, secrets, URLs, lists of names.
 
 Plain functions over single values, so each rule is tested on its own and the
-model in ``settings.py`` only says which rule applies to which setting. Every
-message names the problem and never the value of a secret.
+model in ``settings_model.py`` only says which rule applies to which setting.
+Every message names the problem and never the value of a secret.
 """
 
 from __future__ import annotations
@@ -12,19 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import GetCoreSchemaHandler
+from pydantic import GetCoreSchemaHandler, SecretStr
 from pydantic_core import core_schema
+
+from tokensmith.keys import MasterKey
 
 __all__ = [
     "DAY",
     "HOUR",
     "Duration",
     "Problem",
+    "check_algorithms",
+    "check_database_url",
+    "check_hs256_secret",
+    "check_master_key",
+    "check_proxies",
     "check_secret_text",
     "format_duration",
     "is_local_host",
+    "lower_text",
     "normalize_issuer",
     "parse_duration",
+    "reject_blank",
+    "split_commas",
 ]
 
 HOUR = 3600
@@ -155,3 +165,81 @@ def normalize_issuer(value: str) -> str:
     if not parts.hostname:
         raise ValueError("must name a host")
     return urlunsplit((scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def check_database_url(value: SecretStr | None) -> SecretStr | None:
+    """Refuse a database URL without a dialect+driver:// scheme."""
+    if value is not None:
+        scheme, sep, rest = value.get_secret_value().partition("://")
+        if not sep or not rest or not scheme.replace("+", "").isalnum():
+            # The URL may carry a password: say what is wrong, never what it is.
+            raise ValueError("must be a URL like dialect+driver://... (value not shown)")
+    return value
+
+
+def check_master_key(value: SecretStr | None) -> SecretStr | None:
+    """Refuse a master key that is a placeholder or not base64url of 32 bytes."""
+    if value is not None:
+        text = value.get_secret_value()
+        check_secret_text(text)
+        try:
+            MasterKey.from_text(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (value not shown)") from None
+    return value
+
+
+def check_hs256_secret(value: SecretStr | None) -> SecretStr | None:
+    """Refuse an HS256 secret that is a placeholder or shorter than 32 bytes."""
+    if value is not None:
+        text = value.get_secret_value()
+        check_secret_text(text)
+        if len(text.encode("utf-8")) < 32:
+            raise ValueError("must be at least 32 bytes of random data (value not shown)")
+    return value
+
+
+# -- text and lists ------------------------------------------------------------------
+
+
+def reject_blank(value: object) -> object:
+    """Refuse empty or blank text before it becomes a path."""
+    # An empty path would quietly mean the current directory.
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def lower_text(value: object) -> object:
+    """Text without surrounding blanks, in lower case; anything else unchanged."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def split_commas(value: object) -> object:
+    """Text split at commas into its non-blank items; a list unchanged."""
+    # Comma-separated in the environment; a list in a TOML file.
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def check_algorithms(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse an empty list of algorithms or one naming an algorithm twice."""
+    if not value:
+        raise ValueError("must name at least one algorithm")
+    if len(set(value)) != len(value):
+        raise ValueError("names an algorithm twice")
+    return value
+
+
+def check_proxies(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse a trusted proxy that is not an IP address or network."""
+    for item in value:
+        # "*" (uvicorn's "trust everyone") would let any client pick its address.
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address or network (CIDR); '*' is not accepted"
+            ) from None
+    return value

@@ -1,19 +1,18 @@
 """The typed settings model of the token server: every setting, its type, range and default.
 
 Declared once here; ``settings.py`` loads it from the environment and a TOML file,
-and ``settings_doc.py`` renders the configuration table from it. Field checks
-look at one value; ``cross_field_problems`` at settings that must agree. The
-model only takes keyword arguments: it never reads the environment itself.
+and ``settings_doc.py`` renders the configuration table from it. The checks live
+beside it: one value at a time in ``settings_checks.py``, settings that must agree
+in ``settings_conflicts.py``. The model only takes keyword arguments: it never
+reads the environment itself.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -24,11 +23,17 @@ from .settings_checks import (
     HOUR,
     Duration,
     Problem,
-    check_secret_text,
-    format_duration,
-    is_local_host,
+    check_algorithms,
+    check_database_url,
+    check_hs256_secret,
+    check_master_key,
+    check_proxies,
+    lower_text,
     normalize_issuer,
+    reject_blank,
+    split_commas,
 )
+from .settings_conflicts import cross_field_problems
 
 __all__ = [
     "ENV_PREFIX",
@@ -72,7 +77,7 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     # -- identity and storage ------------------------------------------------------
-    issuer: str = Field(
+    issuer: Annotated[str, AfterValidator(normalize_issuer)] = Field(
         default="http://127.0.0.1:8000",
         description="The `iss` of every token and the base of the discovery URLs. "
         "Absolute http(s) URL, no query or fragment; a trailing slash is removed. "
@@ -82,17 +87,17 @@ class Settings(BaseSettings):
         default=False,
         description="Allow an http issuer on a non-local host (test deployments only).",
     )
-    data_dir: Path = Field(
+    data_dir: Annotated[Path, BeforeValidator(reject_blank)] = Field(
         default=Path("var"),
         description="Directory of the SQLite database and the master key file.",
         json_schema_extra={"env": "TOKENSMITH_DATA", "default_text": "`./var`"},
     )
-    database_url: SecretStr | None = Field(
+    database_url: Annotated[SecretStr | None, AfterValidator(check_database_url)] = Field(
         default=None,
         description="SQLAlchemy async URL; it may hold a password, so it is kept secret.",
         json_schema_extra={"default_text": "`sqlite+aiosqlite:///<data_dir>/tokensmith.db`"},
     )
-    master_key: SecretStr | None = Field(
+    master_key: Annotated[SecretStr | None, AfterValidator(check_master_key)] = Field(
         default=None,
         description="Base64url of 32 random bytes that seals private keys at rest. "
         "Unset: the key file `<data_dir>/master.key` (mode 0600, made by `tokensmith init`).",
@@ -100,7 +105,9 @@ class Settings(BaseSettings):
     )
 
     # -- signing keys and tokens ---------------------------------------------------
-    signing_algorithms: tuple[Algorithm, ...] = Field(
+    signing_algorithms: Annotated[
+        tuple[Algorithm, ...], BeforeValidator(split_commas), AfterValidator(check_algorithms)
+    ] = Field(
         default=("RS256",),
         description="Algorithms with an active signing key (comma-separated in the "
         "environment). Tokens are signed with the first whose ring signs: an algorithm "
@@ -108,7 +115,7 @@ class Settings(BaseSettings):
         "been published for "
         "`key_prepublish`. HS256 needs `hs256_secret`.",
     )
-    hs256_secret: SecretStr | None = Field(
+    hs256_secret: Annotated[SecretStr | None, AfterValidator(check_hs256_secret)] = Field(
         default=None,
         description="Shared secret (>= 32 random bytes, used as UTF-8) for HS256; never "
         "published in the JWKS. Whoever holds it can sign tokens this server accepts, "
@@ -185,7 +192,7 @@ class Settings(BaseSettings):
     login_max_delay: Annotated[int, Duration(0, 300)] = Field(
         default=60, description="Cap of the growing delay after the free failures."
     )
-    throttle_store: ThrottleStoreChoice = Field(
+    throttle_store: Annotated[ThrottleStoreChoice, BeforeValidator(lower_text)] = Field(
         default="auto",
         description="Where the login-throttle counters live: `memory` (per process, the "
         "fastest), `database` (shared by every worker and every instance on the database), "
@@ -201,7 +208,9 @@ class Settings(BaseSettings):
         default=HOUR, description="How often expired rows are pruned."
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Address `serve` binds to.")
-    trusted_proxies: tuple[str, ...] = Field(
+    trusted_proxies: Annotated[
+        tuple[str, ...], BeforeValidator(split_commas), AfterValidator(check_proxies)
+    ] = Field(
         default=(),
         description="Addresses or networks (CIDR) of the reverse proxies in front of "
         "`serve` whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed "
@@ -212,7 +221,9 @@ class Settings(BaseSettings):
     )
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
     workers: int = Field(default=1, ge=1, le=256, description="Worker processes of `serve`.")
-    log_level: LogLevel = Field(default="info", description="Server log level.")
+    log_level: Annotated[LogLevel, BeforeValidator(lower_text)] = Field(
+        default="info", description="Server log level."
+    )
     access_log: bool = Field(
         default=True,
         description="The access log, one line per request (at log level `info` or below): "
@@ -221,92 +232,12 @@ class Settings(BaseSettings):
         "without its query string.",
     )
 
-    # -- field checks (one value at a time) ----------------------------------------
-    @field_validator("issuer")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return normalize_issuer(value)
-
-    @field_validator("data_dir", mode="before")
-    @classmethod
-    def _data_dir(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            scheme, sep, rest = value.get_secret_value().partition("://")
-            if not sep or not rest or not scheme.replace("+", "").isalnum():
-                # The URL may carry a password: say what is wrong, never what it is.
-                raise ValueError("must be a URL like dialect+driver://... (value not shown)")
-        return value
-
-    @field_validator("master_key")
-    @classmethod
-    def _master_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            text = value.get_secret_value()
-            check_secret_text(text)
-            try:
-                MasterKey.from_text(text)
-            except ValueError as exc:
-                raise ValueError(f"{exc} (value not shown)") from None
-        return value
-
-    @field_validator("hs256_secret")
-    @classmethod
-    def _hs256_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            text = value.get_secret_value()
-            check_secret_text(text)
-            if len(text.encode("utf-8")) < 32:
-                raise ValueError("must be at least 32 bytes of random data (value not shown)")
-        return value
-
-    @field_validator("signing_algorithms", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_list(cls, value: object) -> object:
-        # Comma-separated in the environment; a list in a TOML file.
-        if isinstance(value, str):
-            value = [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @field_validator("signing_algorithms")
-    @classmethod
-    def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("must name at least one algorithm")
-        if len(set(value)) != len(value):
-            raise ValueError("names an algorithm twice")
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            # "*" (uvicorn's "trust everyone") would let any client pick its address.
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"{item!r} is not an IP address or network (CIDR); '*' is not accepted"
-                ) from None
-        return value
-
-    @field_validator("log_level", "throttle_store", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
     # -- cross-field checks (after every field is valid) ---------------------------
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        problems = cross_field_problems(self)
+        problems = cross_field_problems(self, env_name)
         if not problems:
-            # The key ring refuses what the checks above should already have caught;
+            # The key ring refuses what cross_field_problems should already have caught;
             # asking it here keeps the two in step if either changes.
             try:
                 self.rotation_policy()
@@ -364,69 +295,3 @@ def env_name(field: str) -> str:
     if isinstance(extra, dict) and isinstance(extra.get("env"), str):
         return str(extra["env"])
     return ENV_PREFIX + field.upper()
-
-
-def cross_field_problems(settings: Settings) -> list[Problem]:
-    """Checks that involve more than one setting; each problem names all of them."""
-    s = settings
-    problems: list[Problem] = []
-    host = urlsplit(s.issuer).hostname or ""
-    if s.issuer.startswith("http://") and not is_local_host(host) and not s.allow_insecure_issuer:
-        problems.append(
-            Problem(
-                ("issuer", "allow_insecure_issuer"),
-                f"http issuer on the non-local host {host!r}: use https, or set "
-                f"{env_name('allow_insecure_issuer')}=true for a test deployment",
-            )
-        )
-    if s.key_prepublish >= s.rotation_period:
-        problems.append(
-            Problem(
-                ("key_prepublish", "rotation_period"),
-                f"key_prepublish ({format_duration(s.key_prepublish)}) must be shorter than "
-                f"rotation_period ({format_duration(s.rotation_period)})",
-            )
-        )
-    if s.jwks_max_age >= s.key_prepublish:
-        problems.append(
-            Problem(
-                ("jwks_max_age", "key_prepublish"),
-                f"jwks_max_age ({format_duration(s.jwks_max_age)}) must be shorter than "
-                f"key_prepublish ({format_duration(s.key_prepublish)}): verifiers would cache "
-                "a JWKS without the next key past the moment it starts signing",
-            )
-        )
-    if s.refresh_token_idle_lifetime > s.refresh_token_absolute_lifetime:
-        problems.append(
-            Problem(
-                ("refresh_token_idle_lifetime", "refresh_token_absolute_lifetime"),
-                "the idle lifetime must not exceed the absolute lifetime",
-            )
-        )
-    if "HS256" in s.signing_algorithms and s.hs256_secret is None:
-        problems.append(Problem(("signing_algorithms", "hs256_secret"), "HS256 needs hs256_secret"))
-    if s.hs256_secret is not None and "HS256" not in s.signing_algorithms:
-        # An unused secret is almost always a forgotten half of a configuration change.
-        problems.append(
-            Problem(
-                ("hs256_secret", "signing_algorithms"),
-                "hs256_secret is set but HS256 is not in signing_algorithms",
-            )
-        )
-    if s.login_free_failures >= s.login_lock_threshold:
-        problems.append(
-            Problem(
-                ("login_free_failures", "login_lock_threshold"),
-                "login_free_failures must be below login_lock_threshold",
-            )
-        )
-    if s.login_ip_threshold < s.login_lock_threshold:
-        # Otherwise the per-address lock always fires first, and an attacker's failures
-        # from one address lock out every user behind it before the per-user count matters.
-        problems.append(
-            Problem(
-                ("login_ip_threshold", "login_lock_threshold"),
-                "login_ip_threshold must be at least login_lock_threshold",
-            )
-        )
-    return problems
