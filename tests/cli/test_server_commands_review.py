@@ -213,6 +213,8 @@ def test_no_command_takes_a_password_or_secret_on_the_command_line() -> None:
     [
         (("users", "set-roles", "root", "bad role"), "invalid_user_data"),
         (("users", "add", "mallory", "--role", "adm\u0131n"), "invalid_user_data"),
+        (("users", "add", "mallory", "--name", "M\x1b[31mred"), "invalid_user_data"),
+        (("users", "add", "mallory", "--email", "notanemail"), "invalid_user_data"),
         (("users", "add", "bad\u200bname"), "invalid_username"),
         (("users", "disable", "nobody"), "unknown_user"),
         (("users", "passwd", "nobody"), "unknown_user"),

@@ -199,3 +199,49 @@ async def test_list_pages_by_username(db: Database) -> None:
         rest = await users.list(limit=2, after_username=first[-1].username)
     assert [u.username for u in first] == ["alice", "bob"]
     assert [u.username for u in rest] == ["carol"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ({"name": "G\x1b[31mred"}, "control"),  # a terminal escape, in every listing
+        ({"name": "Gina\nAdmin"}, "control"),
+        ({"name": "Gina\u2028Admin"}, "control"),  # a line separator
+        ({"name": "\u202eanig"}, "bidirectional"),  # shown reversed
+        ({"name": " Gina"}, "whitespace"),
+        ({"email": "notanemail"}, "address"),
+        ({"email": "gina@"}, "address"),
+        ({"email": "@example.org"}, "address"),
+        ({"email": "gina @example.org"}, "address"),
+        ({"email": "gina@example..org"}, "address"),
+        ({"email": "g" * 65 + "@example.org"}, "address"),
+    ],
+)
+async def test_profile_values_are_display_text_and_an_email_address(
+    db: Database, profile: dict[str, str], message: str
+) -> None:
+    async with db.transaction() as session:
+        users = Repositories(session).users
+        with pytest.raises(ValueError, match=message):
+            await users.add("gina", PASSWORD_HASH, now=NOW, profile=profile)
+        user = await users.add("hank", PASSWORD_HASH, now=NOW)
+        with pytest.raises(ValueError, match=message):
+            await users.set_profile(user.id, profile, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"name": "Gina Müller-Lüdenscheidt", "email": "gina@example.org"},
+        {"name": "\u0645\u06cc\u200c\u0646\u0627"},  # Persian with a zero-width non-joiner
+        {"name": "Ana 😀", "email": "\u00f1and\u00fa@b\u00fccher.example"},  # Unicode address
+        {"email": "root@localhost"},
+        {"email": '"odd@local"@example.org'},  # a quoted local part may hold an @
+    ],
+)
+async def test_real_names_and_addresses_are_kept(db: Database, profile: dict[str, str]) -> None:
+    async with db.transaction() as session:
+        user = await Repositories(session).users.add(
+            "gina", PASSWORD_HASH, now=NOW, profile=profile
+        )
+    assert user.profile == profile

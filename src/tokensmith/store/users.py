@@ -112,10 +112,52 @@ def _check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
     unknown = set(profile) - PROFILE_FIELDS
     if unknown:
         raise ValueError(f"unknown profile fields: {sorted(map(str, unknown))}")
-    return {
-        key: check_name(f"profile {key}", value, max_length=MAX_PROFILE_VALUE)
+    checked = {
+        key: _check_display_text(
+            f"profile {key}", check_name(f"profile {key}", value, max_length=MAX_PROFILE_VALUE)
+        )
         for key, value in sorted(profile.items())
     }
+    if "email" in checked:
+        _check_email(checked["email"])
+    return checked
+
+
+# Bidirectional embeddings, overrides and isolates: they reorder how the text around
+# them is shown, so "moc.elpmaxe@" can display as a trusted address.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _check_display_text(name: str, value: str) -> str:
+    """Profile values reach every token and every listing: no control characters, line
+    breaks or bidirectional controls, no leading or trailing whitespace.
+
+    Other format characters stay allowed, unlike in usernames: the zero-width joiner and
+    non-joiner are part of how some scripts write names (Persian, Malayalam).
+    """
+    if value != value.strip():
+        raise ValueError(f"{name} must not start or end with whitespace")
+    for char in value:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            raise ValueError(f"{name} must not contain control or bidirectional characters")
+    return value
+
+
+def _check_email(value: str) -> None:
+    """The shape of an address (``local@domain``), not its existence: a typo such as a
+    missing ``@`` or a space is caught when the user is made, not in a relying service."""
+    local, at, domain = value.rpartition("@")
+    labels = domain.split(".")
+    if (
+        not at
+        or not local
+        or len(local) > 64
+        or any(char.isspace() for char in value)
+        or not all(labels)
+        or len(domain) > 255
+    ):
+        raise ValueError("profile email must be an address like name@example.org")
 
 
 class UserRepository:
