@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tokensmith.cli.serve import issuer_port_warning
+
 from ._server_cli import SCRIPT, clean_env
 
 STARTED = "Application startup complete"
@@ -66,6 +68,29 @@ def test_serve_answers_healthz_and_stops_cleanly_on_signal(
     assert proc.returncode == 0, output
     assert "Application shutdown complete" in output
     assert "Traceback" not in output
+    # The default issuer names port 8000, not the port served: the operator is told.
+    assert f"names port 8000, but serve listens on {port}" in output
     # The server created its state on the way up, as `init` would have.
     assert (tmp_path / "var" / "master.key").is_file()
     assert (tmp_path / "var" / "tokensmith.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("issuer", "port", "warned"),
+    [
+        ("http://127.0.0.1:8000", 8000, False),
+        ("http://127.0.0.1:8000", 8010, True),
+        ("http://localhost", 80, False),
+        ("http://localhost", 8000, True),
+        ("https://[::1]", 443, False),
+        ("https://[::1]:8443", 443, True),
+        ("https://auth.example.org", 8000, False),  # behind a proxy: its port, not ours
+    ],
+)
+def test_a_local_issuer_naming_another_port_is_warned_of(
+    issuer: str, port: int, warned: bool
+) -> None:
+    warning = issuer_port_warning(issuer, port)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "TOKENSMITH_ISSUER" in warning and str(port) in warning

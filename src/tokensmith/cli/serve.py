@@ -19,17 +19,26 @@ import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
 from tokensmith.server.settings import CONFIG_ENV_VAR, Settings, env_name
+from tokensmith.server.settings_checks import is_local_host
 
 from ._context import config_option, load, open_services, run_async
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["HTTP_PROTOCOL", "WORKER_APP", "log_config", "serve", "worker_app"]
+__all__ = [
+    "HTTP_PROTOCOL",
+    "WORKER_APP",
+    "issuer_port_warning",
+    "log_config",
+    "serve",
+    "worker_app",
+]
 
 #: What uvicorn imports in each worker process when there are several.
 WORKER_APP = "tokensmith.cli.serve:worker_app"
@@ -43,6 +52,26 @@ def worker_app() -> Starlette:
     from tokensmith.server.app import create_app
 
     return create_app(load(None))
+
+
+def issuer_port_warning(issuer: str, port: int) -> str | None:
+    """A warning when a local issuer names another port than the one served.
+
+    ``serve --port 8010`` with the default issuer publishes discovery and tokens that
+    point at port 8000, where nothing (or another server) answers. A non-local issuer
+    is left alone: behind a reverse proxy its port is the proxy's.
+    """
+    parts = urlsplit(issuer)
+    if not is_local_host(parts.hostname or ""):
+        return None
+    named = parts.port or (443 if parts.scheme == "https" else 80)
+    if named == port:
+        return None
+    return (
+        f"warning: the issuer {issuer} names port {named}, but serve listens on {port}: "
+        f"discovery and tokens point at port {named}; set {env_name('issuer')} to "
+        f"the URL clients reach"
+    )
 
 
 def log_config(settings: Settings) -> dict[str, Any]:
@@ -84,6 +113,9 @@ def serve(
 
     run_async(preflight)
     click.echo(f"tokensmith: serving {settings.issuer} on {host}:{port}", err=True)
+    warning = issuer_port_warning(settings.issuer, port)
+    if warning is not None:
+        click.echo(warning, err=True)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again so
     # the default action runs; a no-op handler makes that a clean exit 0 instead of a
     # KeyboardInterrupt traceback or death by signal.
