@@ -227,10 +227,18 @@ def test_audit_shows_the_changes_made_by_commands(cli: Cli) -> None:
 
 def test_users_list_table_shows_untrusted_values_literally(cli: Cli) -> None:
     hostile_name = "\x1b[2J\x1b]0;pwned\x07Mal\r\nlory"
+    refused = cli.run("users", "add", "eve", "--name", hostile_name, stdin=PASSWORD + "\n")
+    assert refused.returncode == 1 and "invalid_user_data" in refused.stderr
     cli.ok(
-        "users", "add", "[red]Mallory[/red]", "--name", hostile_name, "--email", "m@example.com",
+        "users", "add", "[red]Mallory[/red]", "--name", "Mallory", "--email", "m@example.com",
         stdin=PASSWORD + "\n",
     )  # fmt: skip
+    # Stored before profile values were checked, or by another tool: still shown safely.
+    profile = json.dumps({"email": "m@example.com", "name": hostile_name})
+    with sqlite3.connect(cli.data_dir / "tokensmith.db") as conn:
+        conn.execute(
+            "UPDATE users SET profile = ? WHERE username = '[red]mallory[/red]'", (profile,)
+        )
     table = cli.ok("users", "list")
     assert "\x1b" not in table and "\x07" not in table and "\r" not in table
     rows = parse_table(table)
