@@ -89,7 +89,7 @@ def test_a_database_locked_by_another_process(ready: Cli) -> None:
 def test_audit_since_past_year_9999_is_a_usage_error(ready: Cli, since: str) -> None:
     result = ready.run("audit", "--since", since)
     assert result.returncode == 2
-    assert f"--since: @UNIX_SECONDS must be at most {MAX_SINCE}" in result.stderr
+    assert f"'--since': @UNIX_SECONDS must be at most {MAX_SINCE}" in result.stderr
 
 
 def test_audit_since_at_the_bounds(ready: Cli) -> None:

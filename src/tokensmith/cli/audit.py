@@ -25,23 +25,34 @@ MAX_LIMIT = 10_000
 MAX_SINCE = 253_402_300_799
 
 _UNIX_SECONDS = re.compile(r"@[0-9]+")
+_BARE_NUMBER = re.compile(r"[0-9]+")
 
 
 def parse_since(text: str, now: int) -> int:
     """``--since``: a duration back from now (``90s``, ``15m``, ``2h``, ``7d``), an ISO 8601
     time (``2026-11-23T02:00:00Z``; no zone means UTC) or a Unix time (``@1763863200``).
+
+    A number without a unit is refused: ``1795483930`` could be a Unix time or seconds
+    back from now, and taken as the one when meant as the other it silently selects
+    the wrong events (57 years of them).
     """
     value = text.strip()
+    if _BARE_NUMBER.fullmatch(value):
+        n = value if len(value) <= 20 else "N"
+        raise click.BadParameter(
+            f"a number needs a unit: @{n} for a Unix time, {n}s for seconds back from now",
+            param_hint="'--since'",
+        )
     if _UNIX_SECONDS.fullmatch(value):
         # Checked as text: a thousand digits would be slow to convert, not only too large.
         digits = value[1:].lstrip("0") or "0"
         if len(digits) > len(str(MAX_SINCE)) or int(digits) > MAX_SINCE:
             raise click.BadParameter(
                 f"@UNIX_SECONDS must be at most {MAX_SINCE} (9999-12-31T23:59:59Z)",
-                param_hint="--since",
+                param_hint="'--since'",
             )
         return int(digits)
-    if value[-1:].lower() in ("s", "m", "h", "d") or value.isdigit():
+    if value[-1:].lower() in ("s", "m", "h", "d"):
         try:
             return max(0, now - parse_duration(value))
         except ValueError:
@@ -51,7 +62,7 @@ def parse_since(text: str, now: int) -> int:
     except ValueError:
         raise click.BadParameter(
             "use a duration (90s, 15m, 2h, 7d), an ISO 8601 time or @UNIX_SECONDS",
-            param_hint="--since",
+            param_hint="'--since'",
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -59,7 +70,12 @@ def parse_since(text: str, now: int) -> int:
 
 
 @click.command()
-@click.option("--since", default=None, help="Only events since: 2h, 7d, an ISO time, @UNIX.")
+@click.option(
+    "--since",
+    default=None,
+    help="Only events since: a duration back from now (90s, 15m, 2h, 7d), an ISO 8601 "
+    "time or @UNIX_SECONDS. A number without a unit is refused.",
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, MAX_LIMIT),

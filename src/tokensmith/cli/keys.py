@@ -9,26 +9,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from tokensmith.errors import TokensmithError
 from tokensmith.keys import (
     Action,
     Activate,
     CreateKey,
     Delete,
     KeyRecord,
+    KeyState,
     Retire,
     Revoke,
     RotationPolicy,
     deletion_time,
 )
 from tokensmith.server.services import key_summary
+from tokensmith.server.settings import env_name
 
 from ._context import CLI_ACTOR, config_option, json_option, load, open_services, run_async
+
+if TYPE_CHECKING:
+    from tokensmith.server.app import ServerContext  # the web stack loads only when used
 from ._table import echo_json, echo_table, format_time
 
-__all__ = ["keys"]
+__all__ = ["RingNotConfigured", "keys"]
+
+
+class RingNotConfigured(TokensmithError):
+    """A key command planning with settings that are not the server's."""
+
+    code = "ring_not_configured"
+    description = "The database has a live key ring this command's settings do not configure."
+
+
+def check_rings_configured(ctx: ServerContext) -> None:
+    """Refuse to plan key changes when a ring that signs or is about to is not configured
+    here: these settings are then not the server's (a missing ``--config``), and planning
+    with them would wind that ring down under the running server, which would make it
+    a new key at its next pass. Dropping an algorithm is the server's own change: it
+    follows its settings when restarted.
+    """
+    configured = set(ctx.settings.signing_algorithms)
+    live = {r.alg for r in ctx.keyring.records if r.state in (KeyState.CURRENT, KeyState.NEXT)}
+    unknown = sorted(live - configured)
+    if unknown:
+        setting = env_name("signing_algorithms")
+        raise RingNotConfigured(
+            f"the database has live {', '.join(unknown)} keys, but {setting} "
+            f"here is {','.join(ctx.settings.signing_algorithms)}: run key commands with the "
+            "server's settings (--config); to drop an algorithm, change the server's settings "
+            "and restart it"
+        )
 
 
 def describe(action: Action) -> str:
@@ -75,7 +109,8 @@ def list_keys(as_json: bool, config_path: Path | None) -> None:
             r.state.value,
             format_time(r.created_at),
             format_time(r.activated_at),
-            format_time(r.retired_at or r.revoked_at),
+            # A key retired and then revoked has both: the revocation is what ended it.
+            format_time(r.revoked_at if r.revoked_at is not None else r.retired_at),
             format_time(deletion_time(r, policy)),
         )
         for r in records
@@ -104,6 +139,7 @@ def rotate(alg: str | None, force: bool, config_path: Path | None) -> None:
 
     async def go() -> list[Action]:
         async with open_services(settings) as ctx:
+            check_rings_configured(ctx)
             ring = ctx.keyring
             return await ring.rotate(ctx.db, alg or ring.default_alg, force=force, actor=CLI_ACTOR)
 
@@ -154,15 +190,24 @@ def revoke(kid: str, config_path: Path | None) -> None:
 @keys.command("prune")
 @config_option
 def prune_now(config_path: Path | None) -> None:
-    """Run the housekeeping now: due key changes (rotation, deletion) and expired rows."""
+    """Run the housekeeping now: due key changes and expired rows.
+
+    The key changes are those of the server's scheduled pass, when due: a next key
+    created and published ahead of a rotation; activated, the current key retired,
+    once published for TOKENSMITH_KEY_PREPUBLISH; the ring of an algorithm no longer
+    configured wound down; retired and revoked keys deleted after their retention.
+    The expired rows: refresh tokens, revocations and login-failure counters, and
+    audit entries past TOKENSMITH_AUDIT_RETENTION.
+    """
     settings = load(config_path)
 
     async def go() -> list[Action]:
         from tokensmith.server.app import prune_once
 
         async with open_services(settings) as ctx:
-            # Opening the services already ran one maintenance pass (build_services
-            # does, as at server start); this one reports what is still due.
+            # The pass the server runs every minute, planned from these settings:
+            # opening the services changed no key (only init and serve maintain).
+            check_rings_configured(ctx)
             actions = await ctx.keyring.maintain(ctx.db, actor=CLI_ACTOR)
             await prune_once(ctx)
             return actions

@@ -7,13 +7,14 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
 from tokensmith.clock import FixedClock
-from tokensmith.errors import InvalidKey
+from tokensmith.errors import InvalidKey, TokenTooLarge
 from tokensmith.jose import (
+    DEFAULT_MAX_TOKEN_BYTES,
     JWK,
     MAX_LEEWAY,
     SUPPORTED_ALGORITHMS,
@@ -33,6 +34,10 @@ _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Beyond any sensible token lifetime; also keeps exp a small integer.
 _MAX_DURATION = 366 * 86400
+#: The most read from --token-file or stdin: a token of the core's 8 KiB limit plus room
+#: for the whitespace around it (a final newline or CRLF). One byte more is read, so a
+#: longer input (a huge file, /dev/zero, a pipe that never ends) is refused, never read whole.
+_MAX_TOKEN_INPUT = DEFAULT_MAX_TOKEN_BYTES + 64
 
 
 def parse_duration(text: str) -> int:
@@ -50,15 +55,42 @@ def _comma_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
+def _read_at_most(stream: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``, fewer only at its end (a pipe gives short reads)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _bounded_token(stream: IO[bytes]) -> str:
+    """The token in ``stream``, read no further than just past the size limit."""
+    data = _read_at_most(stream, _MAX_TOKEN_INPUT + 1)
+    # Non-ASCII becomes U+FFFD, which the core refuses as malformed_token.
+    text = data.decode("ascii", errors="replace").strip()
+    if len(data) > _MAX_TOKEN_INPUT or len(text) > DEFAULT_MAX_TOKEN_BYTES:
+        raise TokenTooLarge()
+    return text
+
+
 def _read_token(token: str | None, token_file: Path | None) -> str:
     if token is not None and token_file is not None:
         raise click.UsageError("give the token as an argument or with --token-file, not both")
     if token_file is not None:
-        return token_file.read_text(encoding="ascii", errors="replace").strip()
+        with token_file.open("rb") as file:
+            return _bounded_token(file)
     if token is None:
         raise click.UsageError("give a TOKEN, --token-file PATH, or - to read standard input")
     if token == "-":
-        return sys.stdin.read().strip()
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise click.UsageError("standard input is closed: cannot read the token from -")
+        return _bounded_token(stdin)
     return token.strip()
 
 
@@ -115,7 +147,7 @@ def sign(
     try:
         claims = loads_object(claims_json.encode("utf-8"))
     except JSONError as exc:
-        raise click.BadParameter(f"not a JSON object: {exc}", param_hint="--claims") from None
+        raise click.BadParameter(f"not a JSON object: {exc}", param_hint="'--claims'") from None
     key = _signing_key(load_key_file(key_file, alg=None), kid)
     if not key.is_private:
         raise InvalidKey("signing needs a private key")
@@ -176,7 +208,7 @@ def verify(
     unknown = [alg for alg in algorithms if alg not in SUPPORTED_ALGORITHMS]
     if not algorithms or unknown:
         raise click.BadParameter(
-            f"choose from {', '.join(sorted(SUPPORTED_ALGORITHMS))}", param_hint="--alg"
+            f"choose from {', '.join(sorted(SUPPORTED_ALGORITHMS))}", param_hint="'--alg'"
         )
     policy = JWTPolicy(
         algorithms=algorithms,
