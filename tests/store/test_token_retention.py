@@ -75,3 +75,39 @@ async def test_a_race_lost_twice_is_a_concurrent_change(db: Database) -> None:
             repository.stale_reads = 2
             await repository.record(900, NOW + 100)
     assert await record(db, DAY, NOW + 200) == 0  # nothing of the failed change stayed
+
+
+async def expire_by(db: Database, retention: int, now: int) -> int:
+    async with db.read() as session:
+        return await TokenRetentionRepository(session).expire_by(retention, now)
+
+
+async def stored(db: Database) -> tuple[int | None, int]:
+    async with db.read() as session:
+        rows = await TokenRetentionRepository(session).stored()
+    return rows.retention, rows.old_tokens_expire_by
+
+
+async def test_expire_by_is_what_record_would_return_and_writes_nothing(db: Database) -> None:
+    # Nothing recorded yet: nothing to keep, and still nothing stored after the read.
+    assert await expire_by(db, 900, NOW) == 0
+    assert await stored(db) == (None, 0)
+    await record(db, DAY, NOW)
+    # A lower retention than the stored one keeps the stored one for tokens issued
+    # until now (as record would), a higher or equal one moves nothing.
+    assert await expire_by(db, 900, NOW + 100) == NOW + 100 + DAY
+    assert await expire_by(db, DAY, NOW + 100) == 0
+    assert await expire_by(db, 2 * DAY, NOW + 100) == 0
+    assert await stored(db) == (DAY, 0)  # none of those reads was noted
+    # After a real lowering, the stored bound is kept, and a later read moves it on.
+    assert await record(db, 900, NOW + 200) == NOW + 200 + DAY
+    assert await stored(db) == (900, NOW + 200 + DAY)
+    assert await expire_by(db, 60, NOW + 300) == NOW + 200 + DAY
+    assert await expire_by(db, DAY, NOW + 300) == NOW + 200 + DAY
+    assert await stored(db) == (900, NOW + 200 + DAY)
+
+
+@pytest.mark.parametrize(("retention", "now"), [(0, NOW), (-1, NOW), (900, -1), (True, NOW)])
+async def test_expire_by_refuses_bad_values(db: Database, retention: int, now: int) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        await expire_by(db, retention, now)

@@ -9,6 +9,11 @@ on how the database, the master key and the key ring are put together.
 Only ``init`` and ``serve`` set up a data directory that is not there
 (``open_services(settings, create=True)``); the other commands refuse one without its
 master key file, so a mistyped ``TOKENSMITH_DATA`` is an error, not a new deployment.
+Only they maintain the key ring on opening, too (first keys, scheduled activation,
+retirement and deletion) and record the token retention: their settings are the
+deployment's. The others may run with other settings than the server's (no
+``--config``, other algorithms or lifetimes) and change no key by opening the services;
+the key commands change keys only as asked (``keys prune`` runs ``maintain`` itself).
 That is the CLI's policy; the server's own rules apply below it, for every way of
 starting the server: no new master key beside an existing database
 (``MissingKeyFile``, from ``load_or_create_master_key``) and no schema the code does not
@@ -137,8 +142,11 @@ async def open_services(
 ) -> AsyncIterator[ServerContext]:
     """The server's services over the configured database and key ring (``build_services``).
 
-    ``create``: the data directory and its master key may be made (``init``, ``serve``);
-    otherwise a missing key file is ``NotInitialized`` (``check_initialized``).
+    ``create``: the data directory and its master key may be made (``init``, ``serve``),
+    and the settings are the deployment's: the key ring is maintained and the token
+    retention recorded (``build_services(maintain_keys=True)``). Otherwise a missing key
+    file is ``NotInitialized`` (``check_initialized``), and the ring and the retention
+    are only read: opening the services changes no key.
     ``build_services`` itself refuses a new key beside an existing database
     (``MissingKeyFile``) and a schema revision it does not know
     (``UnknownSchemaRevision``). The store raises ``DatabaseUnavailable`` for a database
@@ -154,7 +162,7 @@ async def open_services(
     if not create:
         check_initialized(settings)
     try:
-        async with build_services(settings) as context:
+        async with build_services(settings, maintain_keys=create) as context:
             yield context
     except SQLAlchemyError as exc:
         raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc

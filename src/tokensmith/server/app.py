@@ -117,8 +117,16 @@ async def build_services(
     *,
     clock: Clock | None = None,
     password_parameters: argon2.Parameters | None = None,
+    maintain_keys: bool = True,
 ) -> AsyncIterator[ServerContext]:
     """Open, migrate and wire everything; the database is closed on exit.
+
+    ``maintain_keys``: ``settings`` are the deployment's (the server, ``tokensmith
+    init``), so the key ring is maintained once (a fresh ring gets its first keys, due
+    activations, retirements and deletions are made) and the token retention is
+    recorded. False (the CLI's other commands, whose settings may name other
+    algorithms or lifetimes than the server's): the ring and the retention are only
+    read, and opening changes no key.
 
     ``password_parameters`` is for tests (cheap argon2); production uses the hasher's
     RFC 9106 defaults.
@@ -131,8 +139,9 @@ async def build_services(
     audit_writer = AuditWriter(db)
     try:
         await upgrade(db)
-        keyring = await KeyRing.load(db, master, settings, clock)
-        await keyring.maintain(db)  # a fresh ring gets its first key before any request
+        keyring = await KeyRing.load(db, master, settings, clock, record_retention=maintain_keys)
+        if maintain_keys:
+            await keyring.maintain(db)  # a fresh ring gets its first key before any request
         passwords = PasswordHasher(password_parameters)
         policy = throttle_policy(settings)
         auditor = throttle_auditor(db)

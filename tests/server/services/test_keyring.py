@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import text
 
 from tokensmith.clock import FixedClock
 from tokensmith.jose import JWTPolicy, KeyNotFound, encode_jwt, verify_jwt
@@ -24,6 +25,7 @@ from tokensmith.keys import (
     RotationTooEarly,
     SealError,
     UnknownKey,
+    deletion_time,
 )
 from tokensmith.server.services.keyring import (
     HS256_KID,
@@ -736,3 +738,42 @@ async def test_a_failure_midway_leaves_keys_and_audit_unchanged(
     assert await audit_events(db) == []
     with pytest.raises(NoSigningKey):
         ring.signer()
+
+
+async def counter_rows(db: Database) -> dict[str, int]:
+    async with db.read() as session:
+        rows = await session.execute(text("SELECT name, value FROM counters"))
+        return {str(name): int(value) for name, value in rows}
+
+
+async def test_a_ring_loaded_without_recording_reads_the_retention_and_writes_nothing(
+    tmp_path: Path, db: Database, master: MasterKey, clock: FixedClock
+) -> None:
+    long = Settings(data_dir=tmp_path, access_token_lifetime=DAY, leeway=60)
+    ring = await fresh_ring(db, master, long, clock)
+    old = ring.signer().kid
+    clock.set(START + 3600)
+    await ring.rotate(db, "RS256", force=True)
+    recorded = await counter_rows(db)
+    assert recorded["token_retention"] == DAY + 60
+
+    # Settings that are not the deployment's (the CLI without the server's config): a
+    # lower lifetime is not noted, yet the keys are kept for the stored one's tokens,
+    # as a server would: keep_until is what recording would give.
+    short = Settings(data_dir=tmp_path, access_token_lifetime=900, leeway=60)
+    clock.set(START + 7200)
+    reader = await KeyRing.load(db, master, short, clock, record_retention=False)
+    assert reader.policy.keep_until == START + 7200 + DAY + 60
+    (retired,) = [r for r in reader.records if r.kid == old]
+    assert deletion_time(retired, reader.policy) >= deletion_time(retired, ring.policy)
+    higher = Settings(data_dir=tmp_path, access_token_lifetime=DAY, leeway=300)
+    raised = await KeyRing.load(db, master, higher, clock, record_retention=False)
+    assert raised.policy.keep_until == 0
+    assert await counter_rows(db) == recorded
+    # Nor does loading plan anything: the caller maintains, or not.
+    es256 = Settings(data_dir=tmp_path, signing_algorithms=["ES256"])
+    before = await audit_events(db)
+    dropped = await KeyRing.load(db, master, es256, clock, record_retention=False)
+    assert {r.alg for r in dropped.records} == {"RS256"}
+    assert await audit_events(db) == before
+    assert await counter_rows(db) == recorded

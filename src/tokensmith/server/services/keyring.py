@@ -149,18 +149,27 @@ class KeyRing(KeyRingChanges):
         master: MasterKey,
         settings: KeyRingSettings,
         clock: Clock | None = None,
+        *,
+        record_retention: bool = True,
     ) -> KeyRing:
         """The ring as stored. Creates nothing: ``maintain`` gives a fresh ring its first key.
 
         Notes the configured token lifetime in the database first: after it was lowered,
         retired keys stay published until the tokens signed under the former one expire
-        (``RotationPolicy.keep_until``).
+        (``RotationPolicy.keep_until``). ``record_retention=False`` (settings that are
+        not the deployment's: the CLI's commands other than ``init`` and ``serve``) only
+        reads: ``keep_until`` is what recording would give, so a lifetime lower than the
+        stored one still keeps keys for the tokens issued under the stored one, and no
+        deletion time is earlier than the server's.
         """
         ring = cls(master, settings, clock)
-        async with db.transaction() as session:
-            keep_until = await TokenRetentionRepository(session).record(
-                ring._policy.retention, now_seconds(ring._clock)
-            )
+        retention, now = ring._policy.retention, now_seconds(ring._clock)
+        if record_retention:
+            async with db.transaction() as session:
+                keep_until = await TokenRetentionRepository(session).record(retention, now)
+        else:
+            async with db.read() as session:
+                keep_until = await TokenRetentionRepository(session).expire_by(retention, now)
         ring._policy = replace(ring._policy, keep_until=keep_until)
         await ring.reload(db)
         return ring
