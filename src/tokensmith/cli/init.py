@@ -6,6 +6,9 @@ through which an admin obtains a token for the admin API.
 
 Idempotent: run again, it changes nothing that exists (the key file is never replaced,
 the migration is a no-op at head, a ring with a current key gets no new key) and says so.
+One exception: an admin client whose audience is not ``{issuer}/admin`` of the issuer
+configured now (the issuer was changed since) is given that audience, since the admin API
+takes no other, and ``init`` prints the change.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import click
 
 from tokensmith.keys import KeyState
 from tokensmith.server.services import ADMIN_ROLE, admin_audience
-from tokensmith.store import Repositories, User, current_revision, is_sqlite
+from tokensmith.store import Client, Repositories, User, current_revision, is_sqlite
 
 from ._context import CLI_ACTOR, config_option, load, open_services, read_new_password, run_async
 
@@ -24,6 +27,18 @@ __all__ = ["ADMIN_CLIENT_ID", "init"]
 
 #: The public client an admin logs in through to get a token for the admin API.
 ADMIN_CLIENT_ID = "tokensmith-admin"
+
+
+def _audiences(audiences: tuple[str, ...]) -> str:
+    return ", ".join(audiences) or "none"
+
+
+def _admin_client_line(client: Client, state: str, previous: tuple[str, ...] | None) -> str:
+    """What ``init --admin`` says of the admin client: the audience as stored."""
+    line = f"admin client {ADMIN_CLIENT_ID}: {state}"
+    if previous is not None:
+        return f"{line}, audience changed: {_audiences(previous)} -> {_audiences(client.audiences)}"
+    return f"{line} (audience {_audiences(client.audiences)})"
 
 
 def _existing_admin(user: User) -> str:
@@ -62,19 +77,19 @@ def init(admin: str | None, config_path: Path | None) -> None:
     key_file = settings.master_key_file() if settings.master_key is None else None
     made_key = key_file is not None and not key_file.exists()
 
-    async def setup() -> tuple[str | None, list[str], User | None, User | None, bool]:
+    async def setup() -> tuple[str | None, list[str], User | None, User | None, str | None]:
         async with open_services(settings, create=True) as ctx:
             # build_services created what was missing: key file, schema, first keys.
             revision = await current_revision(ctx.db)
             signing = [
                 f"{r.alg} {r.kid}" for r in ctx.keyring.records if r.state is KeyState.CURRENT
             ]
-            user, found, made_client = None, None, False
+            user, found, client_line = None, None, None
             if admin is not None:
                 async with ctx.db.read() as session:
                     repos = Repositories(session)
                     found = await repos.users.get_by_username(admin)
-                    has_client = await repos.clients.get(ADMIN_CLIENT_ID) is not None
+                    client = await repos.clients.get(ADMIN_CLIENT_ID)
                 # Ask for a password only when the user is to be created: a second
                 # `init --admin` leaves the existing account (and its password) alone.
                 if found is None:
@@ -82,18 +97,28 @@ def init(admin: str | None, config_path: Path | None) -> None:
                     user = await ctx.users.create(
                         admin, password, roles=[ADMIN_ROLE], actor=CLI_ACTOR
                     )
-                if not has_client:
-                    await ctx.clients.create(
+                audience = admin_audience(settings.issuer)
+                if client is None:
+                    created = await ctx.clients.create(
                         ADMIN_CLIENT_ID,
                         confidential=False,
                         grant_types=("password", "refresh_token"),
-                        audiences=(admin_audience(settings.issuer),),
+                        audiences=(audience,),
                         actor=CLI_ACTOR,
                     )
-                    made_client = True
-            return revision, signing, user, found, made_client
+                    client_line = _admin_client_line(created.client, "created", None)
+                elif client.audiences != (audience,):
+                    # The issuer changed since the client was made: the admin API takes
+                    # only tokens for {issuer}/admin, so the old audience locks admins out.
+                    changed = await ctx.clients.set_audiences(
+                        ADMIN_CLIENT_ID, (audience,), actor=CLI_ACTOR
+                    )
+                    client_line = _admin_client_line(changed, "exists", client.audiences)
+                else:
+                    client_line = _admin_client_line(client, "exists", None)
+            return revision, signing, user, found, client_line
 
-    revision, signing, user, found, made_client = run_async(setup)
+    revision, signing, user, found, client_line = run_async(setup)
 
     click.echo(f"data directory: {data_dir}" + (" (created)" if made_dir else ""))
     if key_file is None:
@@ -108,7 +133,5 @@ def init(admin: str | None, config_path: Path | None) -> None:
             click.echo(f"admin user {user.username}: created with role ADMIN")
         elif found is not None:
             click.echo(_existing_admin(found))
-        state = "created" if made_client else "exists"
-        click.echo(
-            f"admin client {ADMIN_CLIENT_ID}: {state} (audience {admin_audience(settings.issuer)})"
-        )
+        assert client_line is not None
+        click.echo(client_line)

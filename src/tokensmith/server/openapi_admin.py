@@ -110,6 +110,14 @@ _OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None, list[dict[str, Any
     ("post", "/admin/clients/{client_id}/secret", "A new secret (shown once)", None, [], "200"),
     ("post", "/admin/clients/{client_id}/disable", "Switch the client off", None, [], "200"),
     ("post", "/admin/clients/{client_id}/enable", "Switch the client on", None, [], "200"),
+    (
+        "put",
+        "/admin/clients/{client_id}/audiences",
+        "Replace the client's audiences (the aud of its tokens from now on)",
+        _body({"audiences": _STRINGS}, ["audiences"]),
+        [],
+        "200",
+    ),
     ("get", "/admin/keys", "The signing keys (public metadata)", None, [], "200"),
     (
         "post",

@@ -29,7 +29,7 @@ from tokensmith.server.services.oauth_errors import (
 from tokensmith.server.services.throttle_policy import ThrottlePolicy
 from tokensmith.store import AuditEvent, Repositories, UnknownClient
 
-from ._tokens_env import ADDRESS, Env, env, make_env
+from ._tokens_env import ADDRESS, AUDIENCE, Env, env, make_env
 
 pytestmark = pytest.mark.anyio
 __all__ = ["env"]  # the fixture, imported for pytest
@@ -147,6 +147,46 @@ async def test_reset_secret(env: Env) -> None:
         await env.clients.reset_secret("spa")
     with pytest.raises(UnknownClient):
         await env.clients.reset_secret("ghost")
+
+
+async def test_set_audiences_replaces_them_for_tokens_issued_from_now_on(env: Env) -> None:
+    new = await env.add_client("svc", grant_types=("client_credentials",))
+    env.clients.cache.ttl = 60  # a cached row must not keep the old audiences
+    assert await env.clients.authenticate("svc", new.secret, ADDRESS)
+    assert len(env.clients.cache) == 1
+    env.clock.advance(1)
+    changed = await env.clients.set_audiences(
+        "svc", ["https://b.example.test", "https://a.example.test"], actor="admin:root"
+    )
+    assert changed.audiences == ("https://a.example.test", "https://b.example.test")
+    assert changed.updated_at == changed.created_at + 1
+    client = await env.clients.authenticate("svc", new.secret, ADDRESS)
+    assert client.audiences == changed.audiences
+    claims = env.verify(
+        await env.tokens.client_credentials_grant(client, None), "https://a.example.test"
+    )
+    assert claims["aud"] == ["https://a.example.test", "https://b.example.test"]
+    [row] = await env.audit(AuditEvent.CLIENT_CHANGED)
+    assert (row.actor, row.subject, row.client_address) == ("admin:root", "svc", None)
+    assert row.detail == {
+        "change": "audiences",
+        "audiences": ["https://a.example.test", "https://b.example.test"],
+        "previous": [AUDIENCE],
+    }
+    # None: the client authenticates, and is issued no token.
+    assert (await env.clients.set_audiences("svc", [], client_address=ADDRESS)).audiences == ()
+    assert (await env.audit(AuditEvent.CLIENT_CHANGED))[0].client_address == ADDRESS
+
+
+@pytest.mark.parametrize("audiences", [["has space"], [""], ["caf\u00e9"], "https://a.test"])
+async def test_set_audiences_refuses_what_create_refuses(env: Env, audiences: Any) -> None:
+    await env.add_client()
+    with pytest.raises(ClientConfigError):
+        await env.clients.set_audiences("web", audiences)
+    with pytest.raises(UnknownClient):
+        await env.clients.set_audiences("ghost", ["https://a.example.test"])
+    assert (await env.clients.get("web")).audiences == (AUDIENCE,)
+    assert await env.audit(AuditEvent.CLIENT_CHANGED) == []
 
 
 @pytest.mark.parametrize(

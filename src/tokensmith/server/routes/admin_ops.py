@@ -45,7 +45,7 @@ def _lifetime(value: object) -> int | None:
 
 async def create_client(request: Request) -> Response:
     """A new client; a confidential one's secret is in this answer and nowhere else."""
-    actor = await admin(request)
+    caller = await admin(request)
     body = await read_json(
         request,
         required=("client_id", "grant_types"),
@@ -61,7 +61,8 @@ async def create_client(request: Request) -> Response:
         scopes=string_list(body.get("scopes", []), "scopes"),
         audiences=string_list(body.get("audiences", []), "audiences"),
         access_token_lifetime=_lifetime(body.get("access_token_lifetime")),
-        actor=actor,
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     answer: dict[str, Any] = client_summary(created.client)
     if created.secret is not None:
@@ -76,19 +77,22 @@ async def get_client(request: Request) -> Response:
 
 
 async def reset_secret(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     created = await context(request).clients.reset_secret(
-        path_param(request, "client_id"), actor=actor
+        path_param(request, "client_id"), actor=caller.actor, client_address=caller.client_address
     )
     return reply({**client_summary(created.client), "client_secret": created.secret})
 
 
 async def _client_disabled(request: Request, disabled: bool) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     client = await context(request).clients.set_disabled(
-        path_param(request, "client_id"), disabled, actor=actor
+        path_param(request, "client_id"),
+        disabled,
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     return reply(client_summary(client))
 
@@ -99,6 +103,19 @@ async def disable_client(request: Request) -> Response:
 
 async def enable_client(request: Request) -> Response:
     return await _client_disabled(request, False)
+
+
+async def set_audiences(request: Request) -> Response:
+    """Replace the client's audiences (the ``aud`` of the tokens issued to it from now on)."""
+    caller = await admin(request)
+    body = await read_json(request, required=("audiences",))
+    client = await context(request).clients.set_audiences(
+        path_param(request, "client_id"),
+        string_list(body["audiences"], "audiences"),
+        actor=caller.actor,
+        client_address=caller.client_address,
+    )
+    return reply(client_summary(client))
 
 
 def _action(action: Action) -> dict[str, Any]:
@@ -128,30 +145,42 @@ async def list_keys(request: Request) -> Response:
 
 async def rotate_keys(request: Request) -> Response:
     """The next key takes over, or a next key is published first (``force``: now)."""
-    actor = await admin(request)
+    caller = await admin(request)
     body = await read_json(request, optional=("alg", "force"))
     ctx = context(request)
     alg, force = body.get("alg", ctx.keyring.default_alg), body.get("force", False)
     if not isinstance(alg, str) or not isinstance(force, bool):
         raise InvalidRequest("alg must be a string and force a boolean.")
-    actions = await ctx.keyring.rotate(ctx.db, alg, force=force, actor=actor)
+    actions = await ctx.keyring.rotate(
+        ctx.db, alg, force=force, actor=caller.actor, client_address=caller.client_address
+    )
     return await _keys_answer(request, actions)
 
 
 async def retire_key(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     ctx = context(request)
-    actions = await ctx.keyring.retire(ctx.db, path_param(request, "kid"), actor=actor)
+    actions = await ctx.keyring.retire(
+        ctx.db,
+        path_param(request, "kid"),
+        actor=caller.actor,
+        client_address=caller.client_address,
+    )
     return await _keys_answer(request, actions)
 
 
 async def revoke_key(request: Request) -> Response:
     """Compromise: unpublished at once, tokens it signed stop verifying."""
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     ctx = context(request)
-    actions = await ctx.keyring.revoke(ctx.db, path_param(request, "kid"), actor=actor)
+    actions = await ctx.keyring.revoke(
+        ctx.db,
+        path_param(request, "kid"),
+        actor=caller.actor,
+        client_address=caller.client_address,
+    )
     return await _keys_answer(request, actions)
 
 
@@ -179,6 +208,7 @@ def ops_routes() -> list[BaseRoute]:
         Route("/clients/{client_id}/secret", reset_secret, methods=["POST"]),
         Route("/clients/{client_id}/disable", disable_client, methods=["POST"]),
         Route("/clients/{client_id}/enable", enable_client, methods=["POST"]),
+        Route("/clients/{client_id}/audiences", set_audiences, methods=["PUT"]),
         Route("/keys", list_keys, methods=["GET"]),
         Route("/keys/rotate", rotate_keys, methods=["POST"]),
         Route("/keys/{kid}/retire", retire_key, methods=["POST"]),

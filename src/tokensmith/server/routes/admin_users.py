@@ -46,7 +46,7 @@ async def list_users(request: Request) -> Response:
 
 
 async def create_user(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     body = await read_json(
         request, required=("username", "password"), optional=("roles", "profile")
     )
@@ -55,7 +55,8 @@ async def create_user(request: Request) -> Response:
         _text(body, "password"),
         roles=string_list(body.get("roles", []), "roles"),
         profile=_profile(body),
-        actor=actor,
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     return reply(user_summary(user), 201)
 
@@ -67,19 +68,25 @@ async def get_user(request: Request) -> Response:
 
 
 async def set_roles(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     body = await read_json(request, required=("roles",))
     user = await context(request).users.set_roles(
-        path_param(request, "username"), string_list(body["roles"], "roles"), actor=actor
+        path_param(request, "username"),
+        string_list(body["roles"], "roles"),
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     return reply(user_summary(user))
 
 
 async def _set_disabled(request: Request, disabled: bool) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     user, revoked = await context(request).users.set_disabled(
-        path_param(request, "username"), disabled, actor=actor
+        path_param(request, "username"),
+        disabled,
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     return reply({**user_summary(user), "access_tokens_revoked": revoked})
 
@@ -94,19 +101,22 @@ async def enable(request: Request) -> Response:
 
 
 async def set_password(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     body = await read_json(request, required=("password",))
     await context(request).users.set_password(
-        path_param(request, "username"), _text(body, "password"), actor=actor
+        path_param(request, "username"),
+        _text(body, "password"),
+        actor=caller.actor,
+        client_address=caller.client_address,
     )
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 async def revoke_tokens(request: Request) -> Response:
-    actor = await admin(request)
+    caller = await admin(request)
     await read_json(request)  # it takes no members: anything else is a mistake
     revoked = await context(request).users.revoke_tokens(
-        path_param(request, "username"), actor=actor
+        path_param(request, "username"), actor=caller.actor, client_address=caller.client_address
     )
     return reply({"access_tokens_revoked": revoked})
 

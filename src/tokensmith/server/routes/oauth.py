@@ -52,11 +52,9 @@ def _required(form: dict[str, str], name: str) -> str:
     return value
 
 
-async def _client(request: Request, form: dict[str, str]) -> Client:
+async def _client(request: Request, form: dict[str, str], address: str) -> Client:
     creds = client_credentials(request, form)
-    return await context(request).clients.authenticate(
-        creds.client_id, creds.secret, client_address(request)
-    )
+    return await context(request).clients.authenticate(creds.client_id, creds.secret, address)
 
 
 def _tokens(response: TokenResponse) -> Response:
@@ -74,29 +72,29 @@ async def token(request: Request) -> Response:
         raise UnsupportedGrantType()
     if not form.keys() <= allowed:
         raise InvalidRequest("The request has a parameter this grant does not take.")
-    client = await _client(request, form)
+    address = client_address(request)  # the throttles' key, and every audit row's address
+    client = await _client(request, form, address)
     tokens = context(request).tokens
     scope = form.get("scope")
     if grant_type == "password":
         username = _required(form, "username")
         password = _required(form, "password")
-        result = await tokens.password_grant(
-            client, username, password, scope, client_address(request)
-        )
+        result = await tokens.password_grant(client, username, password, scope, address)
     elif grant_type == "refresh_token":
         refresh = _required(form, "refresh_token")
-        result = await tokens.refresh_grant(client, refresh, scope)
+        result = await tokens.refresh_grant(client, refresh, scope, client_address=address)
     else:
-        result = await tokens.client_credentials_grant(client, scope)
+        result = await tokens.client_credentials_grant(client, scope, client_address=address)
     return _tokens(result)
 
 
 async def revoke(request: Request) -> Response:
     """RFC 7009: 200 with an empty body, whether or not the token was known."""
     form = await read_form(request, _TOKEN_HINT, long_values=("token",))
-    client = await _client(request, form)
+    address = client_address(request)
+    client = await _client(request, form, address)
     await context(request).tokens.revoke(
-        client, _required(form, "token"), form.get("token_type_hint")
+        client, _required(form, "token"), form.get("token_type_hint"), client_address=address
     )
     return Response(status_code=200, headers=NO_STORE)
 
@@ -113,7 +111,7 @@ def _confidential(client: Client) -> Client:
 async def introspect(request: Request) -> Response:
     """RFC 7662: ``{"active": false}`` for anything not currently valid."""
     form = await read_form(request, _TOKEN_HINT, long_values=("token",))
-    client = _confidential(await _client(request, form))
+    client = _confidential(await _client(request, form, client_address(request)))
     answer: dict[str, Any] = await context(request).tokens.introspect(
         client, _required(form, "token")
     )
@@ -128,6 +126,6 @@ async def revocations(request: Request) -> Response:
     assert after is not None and limit is not None
     if request.headers.get("authorization") is None:
         raise InvalidClient()
-    _confidential(await _client(request, {}))
+    _confidential(await _client(request, {}, client_address(request)))
     page = await context(request).tokens.revocation_feed(after, limit)
     return NoStoreJSONResponse(page)

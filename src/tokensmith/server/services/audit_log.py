@@ -9,9 +9,16 @@ from tokensmith.store import AuditEntry, Database, Repositories
 
 from .audit_writer import AuditWriter
 
-__all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage", "audit_summary"]
+__all__ = ["MAX_AUDIT_PAGE", "AuditLog", "AuditPage", "audit_address", "audit_summary"]
 
 MAX_AUDIT_PAGE = 500
+_MAX_ADDRESS = 255  # the column's length
+
+
+def audit_address(address: str | None) -> str | None:
+    """The ``client_address`` of a row written on behalf of an HTTP request (the peer
+    ``forms.client_address`` gives), cut to the column; None without one (the CLI)."""
+    return address[:_MAX_ADDRESS] if address else None
 
 
 def audit_summary(entry: AuditEntry) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.store import AuditEvent, Client, Database, Repositories, UnknownClient
 
+from .audit_log import audit_address
 from .client_cache import ClientCache
 from .client_rules import ClientConfigError, check_registration, checked_audiences
 from .oauth_errors import InvalidClient, SlowDown
@@ -120,6 +121,7 @@ class ClientService:
         audiences: Iterable[str] = (),
         access_token_lifetime: int | None = None,
         actor: str | None = None,
+        client_address: str | None = None,
     ) -> NewClient:
         """Register a client; a confidential one gets a secret, returned here only."""
         grants = sorted(set(grant_types))
@@ -147,11 +149,14 @@ class ClientService:
                 at=now,
                 actor=actor,
                 subject=client.client_id,
+                client_address=audit_address(client_address),
                 detail={"confidential": confidential, "grant_types": grants},
             )
         return NewClient(client, secret)
 
-    async def reset_secret(self, client_id: str, *, actor: str | None = None) -> NewClient:
+    async def reset_secret(
+        self, client_id: str, *, actor: str | None = None, client_address: str | None = None
+    ) -> NewClient:
         """A new secret for a confidential client. The old one stops working at once in this
         process, and within ``client_cache_ttl`` in other processes."""
         secret = secrets.token_urlsafe(32)
@@ -171,6 +176,7 @@ class ClientService:
                 at=now,
                 actor=actor,
                 subject=client_id,
+                client_address=audit_address(client_address),
                 detail={"change": "secret_reset"},
             )
         return NewClient(client, secret)
@@ -187,7 +193,12 @@ class ClientService:
         return client
 
     async def set_disabled(
-        self, client_id: str, disabled: bool, *, actor: str | None = None
+        self,
+        client_id: str,
+        disabled: bool,
+        *,
+        actor: str | None = None,
+        client_address: str | None = None,
     ) -> Client:
         """Switch a client off (its credentials stop working at once in this process, and
         within ``client_cache_ttl`` in other processes) or on again.
@@ -203,7 +214,44 @@ class ClientService:
                 at=now,
                 actor=actor,
                 subject=client_id,
+                client_address=audit_address(client_address),
                 detail={"change": "disabled" if disabled else "enabled"},
+            )
+        return client
+
+    async def set_audiences(
+        self,
+        client_id: str,
+        audiences: Iterable[str],
+        *,
+        actor: str | None = None,
+        client_address: str | None = None,
+    ) -> Client:
+        """Replace the ``aud`` of the tokens issued to the client from now on (none: it is
+        issued no token). Tokens issued before keep theirs. Applies at once in this
+        process, and within ``client_cache_ttl`` in other processes."""
+        wanted = checked_audiences(audiences)
+        now = self._now()
+        async with self._changing(client_id), self.db.transaction() as session:
+            repos = Repositories(session)
+            current = await repos.clients.get(client_id)
+            if current is None:
+                raise UnknownClient(f"no client has the id {client_id!r}")
+            try:
+                client = await repos.clients.update(client_id, now=now, audiences=wanted)
+            except (TypeError, ValueError) as exc:  # the store's own fixed texts
+                raise ClientConfigError(str(exc)) from None
+            await repos.audit.record(
+                AuditEvent.CLIENT_CHANGED,
+                at=now,
+                actor=actor,
+                subject=client_id,
+                client_address=audit_address(client_address),
+                detail={
+                    "change": "audiences",
+                    "audiences": list(client.audiences),
+                    "previous": list(current.audiences),
+                },
             )
         return client
 

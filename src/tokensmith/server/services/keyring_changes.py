@@ -46,6 +46,8 @@ from tokensmith.store import (
     Repositories,
 )
 
+from .audit_log import audit_address
+
 __all__ = ["AlgorithmNotConfigured", "KeyRingChanges", "NotCurrentKey"]
 
 # The key ring's one logger name, whichever half of it logs.
@@ -112,16 +114,25 @@ class KeyRingChanges:
             return plan(records, rotating, at, policy, **signers)
 
         try:
-            return await self._change(db, planner, at, actor, "scheduled")
+            return await self._change(db, planner, at, actor, None, "scheduled")
         except ConcurrentChange:
             logger.info("key ring changed by another instance; reloaded")
             await self.reload(db)
             return []
 
     async def rotate(
-        self, db: Database, alg: str, *, force: bool = False, actor: str | None = None
+        self,
+        db: Database,
+        alg: str,
+        *,
+        force: bool = False,
+        actor: str | None = None,
+        client_address: str | None = None,
     ) -> list[Action]:
-        """The operator's rotation (``keys.rotate_now``); ``RotationTooEarly`` as there."""
+        """The operator's rotation (``keys.rotate_now``); ``RotationTooEarly`` as there.
+
+        ``client_address``: the admin API request's peer, written on the audit rows.
+        """
         if alg not in self._rotating:
             raise AlgorithmNotConfigured(f"no rotating {alg} ring is configured")
         at = now_seconds(self._clock)
@@ -132,7 +143,7 @@ class KeyRingChanges:
         def planner(records: Sequence[KeyRecord]) -> list[Action]:
             return rotate_now(records, alg, at, policy, force=force, **signers)
 
-        return await self._change(db, planner, at, actor, reason)
+        return await self._change(db, planner, at, actor, client_address, reason)
 
     async def _other_signers(self, db: Database) -> _OtherSigners:
         """What signs beside the rings, for ``plan`` and ``rotate_now``.
@@ -154,7 +165,14 @@ class KeyRingChanges:
         async with db.read() as session:
             return await Repositories(session).clients.any_registered()
 
-    async def retire(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:
+    async def retire(
+        self,
+        db: Database,
+        kid: str,
+        *,
+        actor: str | None = None,
+        client_address: str | None = None,
+    ) -> list[Action]:
         """Retire ``kid``, the current key of its ring, now: a forced rotation of that ring.
 
         It stays published, verifying only, until every token it signed has expired.
@@ -165,12 +183,23 @@ class KeyRingChanges:
             raise UnknownKey(f"no live key has the kid {kid!r}")
         if record.state is not KeyState.CURRENT:
             raise NotCurrentKey(f"{kid!r} is not a current key (it is {record.state.value})")
-        return await self.rotate(db, record.alg, force=True, actor=actor)
+        return await self.rotate(
+            db, record.alg, force=True, actor=actor, client_address=client_address
+        )
 
-    async def revoke(self, db: Database, kid: str, *, actor: str | None = None) -> list[Action]:
+    async def revoke(
+        self,
+        db: Database,
+        kid: str,
+        *,
+        actor: str | None = None,
+        client_address: str | None = None,
+    ) -> list[Action]:
         """Unpublish a compromised key now (``tokensmith.keys.revoke``); ``UnknownKey`` as there."""
         at = now_seconds(self._clock)
-        return await self._change(db, lambda records: revoke(records, kid), at, actor, "revocation")
+        return await self._change(
+            db, lambda records: revoke(records, kid), at, actor, client_address, "revocation"
+        )
 
     async def _change(
         self,
@@ -178,6 +207,7 @@ class KeyRingChanges:
         planner: Callable[[Sequence[KeyRecord]], list[Action]],
         at: int,
         actor: str | None,
+        address: str | None,
         reason: str,
     ) -> list[Action]:
         # Plan from a snapshot first, to generate keys (RSA: tens of ms) before the
@@ -206,7 +236,7 @@ class KeyRingChanges:
             actions = planner(records)
             if actions:
                 created = await repos.keys.apply(actions, at, make_key)
-                await _audit(repos.audit, records, actions, created, at, actor, reason)
+                await _audit(repos.audit, records, actions, created, at, actor, address, reason)
         self._private.update(made)
         await self.reload(db)
         return actions
@@ -223,8 +253,10 @@ async def _audit(
     created: Sequence[KeyRecord],
     at: int,
     actor: str | None,
+    address: str | None,
     reason: str,
 ) -> None:
+    client_address = audit_address(address)
     alg_of = {r.kid: r.alg for r in records}
     new = iter(created)
     for action in actions:
@@ -236,4 +268,11 @@ async def _audit(
         else:
             kid = action.kid
             detail["alg"] = alg_of[kid]
-        await audit.record(_EVENTS[type(action)], at=at, actor=actor, subject=kid, detail=detail)
+        await audit.record(
+            _EVENTS[type(action)],
+            at=at,
+            actor=actor,
+            subject=kid,
+            client_address=client_address,
+            detail=detail,
+        )

@@ -108,8 +108,13 @@ class TokenService(PasswordGrantMixin, RefreshGrantMixin, RevocationMixin):
 
     # -- client_credentials ---------------------------------------------------------
 
-    async def client_credentials_grant(self, client: Client, scope: str | None) -> TokenResponse:
-        """RFC 6749 section 4.4: an access token for the client itself, no refresh token."""
+    async def client_credentials_grant(
+        self, client: Client, scope: str | None, *, client_address: str | None = None
+    ) -> TokenResponse:
+        """RFC 6749 section 4.4: an access token for the client itself, no refresh token.
+
+        ``client_address``: the requesting peer, for the ``token_issued`` row.
+        """
         check_grant_type(client, "client_credentials")
         if client.is_public:
             raise UnauthorizedClient()  # section 4.4: confidential clients only
@@ -119,7 +124,7 @@ class TokenService(PasswordGrantMixin, RefreshGrantMixin, RevocationMixin):
         # Nothing else is written, so the row is batched rather than given a transaction
         # of its own (AuditWriter); it is queued before the token is handed out.
         await self.audit.record(
-            AuditEvent.TOKEN_ISSUED, **_issued(grant, "client_credentials", None)
+            AuditEvent.TOKEN_ISSUED, **_issued(grant, "client_credentials", client_address)
         )
         return response
 

@@ -30,6 +30,7 @@ from tokensmith.store import (
     hash_token,
 )
 
+from .audit_log import audit_address
 from .client_rules import check_grant_type, parse_scope
 from .keyring import SigningKeys
 from .oauth_errors import InvalidGrant, InvalidScope
@@ -70,9 +71,18 @@ class RefreshGrantMixin:
     _audit_issued: Callable[[Repositories, AccessGrant, str, str | None], Awaitable[None]]
 
     async def refresh_grant(
-        self, client: Client, refresh_token: str, scope: str | None
+        self,
+        client: Client,
+        refresh_token: str,
+        scope: str | None,
+        *,
+        client_address: str | None = None,
     ) -> TokenResponse:
-        """RFC 6749 section 6, with rotation, the grace window and reuse detection."""
+        """RFC 6749 section 6, with rotation, the grace window and reuse detection.
+
+        ``client_address``: the requesting peer, for the ``token_issued`` row and, above
+        all, the ``refresh_reuse_detected`` one (where the stolen token was played).
+        """
         check_grant_type(client, "refresh_token")
         requested = parse_scope(scope)
         token_hash = refresh_hash(refresh_token)
@@ -81,7 +91,9 @@ class RefreshGrantMixin:
         self.keyring.signer()  # NoSigningKey before anything is rotated
         for _ in range(_ROTATION_ATTEMPTS):
             try:
-                rotation = await self._rotate(client, refresh_token, token_hash, requested)
+                rotation = await self._rotate(
+                    client, refresh_token, token_hash, requested, client_address
+                )
             except (_LostRace, ConcurrentChange):
                 continue  # the winner has committed: the next read sees its rotation
             if rotation is None:
@@ -95,6 +107,7 @@ class RefreshGrantMixin:
         token: str,
         token_hash: str,
         requested: tuple[str, ...] | None,
+        address: str | None,
     ) -> _Rotation | None:
         """One attempt in one transaction; None when reuse was detected (and committed)."""
         now = self._now()
@@ -110,7 +123,7 @@ class RefreshGrantMixin:
                     repeat = await self._repeat(repos, row, successor, client, requested, now)
                     if repeat is not None:
                         return repeat
-                await self._reuse_detected(repos, row, client, now)
+                await self._reuse_detected(repos, row, client, now, address)
                 return None
             if row.expired(now):
                 raise InvalidGrant()
@@ -132,7 +145,7 @@ class RefreshGrantMixin:
             )
             if not await repos.refresh_tokens.mark_used(row.id, now, new.id):
                 raise _LostRace()  # rolls the successor back
-            await self._audit_issued(repos, grant, "refresh_token", None)
+            await self._audit_issued(repos, grant, "refresh_token", address)
         return _Rotation(grant, successor)
 
     async def _repeat(
@@ -174,7 +187,7 @@ class RefreshGrantMixin:
         return _Rotation(grant, successor)
 
     async def _reuse_detected(
-        self, repos: Repositories, row: RefreshToken, client: Client, now: int
+        self, repos: Repositories, row: RefreshToken, client: Client, now: int, address: str | None
     ) -> None:
         refs = await revoke_family(repos, row, now, self.settings.leeway)
         await repos.audit.record(
@@ -182,6 +195,7 @@ class RefreshGrantMixin:
             at=now,
             actor=client.client_id,
             subject=str(row.user_id),
+            client_address=audit_address(address),
             detail={"family_id": row.family_id, "access_tokens_revoked": len(refs)},
         )
 

@@ -22,6 +22,7 @@ from tokensmith.store import (
     hash_token,
 )
 
+from .audit_log import audit_address
 from .keyring import SigningKeys
 from .tokens_access import TokenSettings, verify_access_token
 
@@ -88,23 +89,31 @@ class RevocationMixin:
             token, self.keyring, self.settings.issuer, leeway=leeway, clock=self.clock
         )
 
-    async def revoke(self, client: Client, token: str, hint: str | None = None) -> None:
+    async def revoke(
+        self,
+        client: Client,
+        token: str,
+        hint: str | None = None,
+        *,
+        client_address: str | None = None,
+    ) -> None:
         """RFC 7009: revoke a refresh token (its family) or an access token (its jti).
 
         Never fails for a bad token: unknown, malformed, expired tokens and tokens of
         another client are ignored (section 2.2: the answer is 200 either way, so the
         caller learns nothing about tokens it does not own). ``hint`` is not needed: the
         two kinds cannot be confused (a JWT has two dots, a refresh token none).
+        ``client_address``: the requesting peer, for the ``token_revoked`` row.
         """
         del hint
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             return
         if _looks_like_jwt(token):
-            await self._revoke_access(client, token)
+            await self._revoke_access(client, token, client_address)
         else:
-            await self._revoke_refresh(client, token)
+            await self._revoke_refresh(client, token, client_address)
 
-    async def _revoke_refresh(self, client: Client, token: str) -> None:
+    async def _revoke_refresh(self, client: Client, token: str, address: str | None) -> None:
         token_hash = refresh_hash(token)
         if token_hash is None:
             return
@@ -120,10 +129,11 @@ class RevocationMixin:
                 at=now,
                 actor=client.client_id,
                 subject=str(row.user_id),
+                client_address=audit_address(address),
                 detail={"token_type": "refresh_token", "family_id": row.family_id},
             )
 
-    async def _revoke_access(self, client: Client, token: str) -> None:
+    async def _revoke_access(self, client: Client, token: str, address: str | None) -> None:
         leeway = self.settings.leeway
         claims = self._verify(token, leeway)
         if claims is None or claims["client_id"] != client.client_id:
@@ -140,6 +150,7 @@ class RevocationMixin:
                     at=now,
                     actor=client.client_id,
                     subject=claims["sub"],
+                    client_address=audit_address(address),
                     detail={"token_type": "access_token", "jti": claims["jti"]},
                 )
 
@@ -224,7 +235,9 @@ class RevocationMixin:
             "next_cursor": page.next_cursor,
         }
 
-    async def revoke_all_for_user(self, user_id: int, *, actor: str | None = None) -> int:
+    async def revoke_all_for_user(
+        self, user_id: int, *, actor: str | None = None, client_address: str | None = None
+    ) -> int:
         """Log out everywhere: every refresh family and every access token issued so far.
 
         Not-before is the next second: ``iat`` counts whole seconds, so a token issued
@@ -238,10 +251,18 @@ class RevocationMixin:
             repos = Repositories(session)
             if await repos.users.get(user_id) is None:
                 raise UnknownUser()
-            return await self.revoke_all_within(repos, user_id, now, actor=actor)
+            return await self.revoke_all_within(
+                repos, user_id, now, actor=actor, client_address=client_address
+            )
 
     async def revoke_all_within(
-        self, repos: Repositories, user_id: int, now: int, *, actor: str | None = None
+        self,
+        repos: Repositories,
+        user_id: int,
+        now: int,
+        *,
+        actor: str | None = None,
+        client_address: str | None = None,
     ) -> int:
         """``revoke_all_for_user`` in the caller's transaction (disabling a user does both
         in one, so a failure cannot leave a disabled user's tokens working)."""
@@ -254,6 +275,7 @@ class RevocationMixin:
             at=now,
             actor=actor,
             subject=subject,
+            client_address=audit_address(client_address),
             detail={"token_type": "all", "access_tokens_revoked": added},
         )
         return added

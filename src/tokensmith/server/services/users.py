@@ -1,10 +1,10 @@
 """User management: create, list, change roles, disable, reset the password, log out everywhere.
 
 One service for the CLI (``tokensmith users``) and the admin API, so both write the same
-rows and the same audit entries. Each change is written with its audit row in one
-transaction: the log never misses a change that happened nor records one that did not.
-Passwords are hashed in a worker thread before the transaction begins (on SQLite a
-transaction holds the one write lock).
+rows and the same audit entries (the API's with the ``client_address`` of its request).
+Each change is written with its audit row in one transaction: the log never misses a
+change that happened nor records one that did not. Passwords are hashed in a worker
+thread before the transaction begins (on SQLite a transaction holds the one write lock).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tokensmith.clock import Clock, SystemClock
 from tokensmith.errors import TokensmithError
 from tokensmith.store import MAX_ROLE, AuditEvent, Database, Repositories, UnknownUser, User
 
+from .audit_log import audit_address
 from .oauth_errors import InsufficientRole, InvalidToken
 from .passwords import PasswordHasher
 from .tokens import TokenService
@@ -157,6 +158,7 @@ class UserService:
         roles: Iterable[str] = (),
         profile: Mapping[str, str] | None = None,
         actor: str | None = None,
+        client_address: str | None = None,
     ) -> User:
         """A new user; ``WeakPassword``, ``InvalidUsername`` or ``UsernameTaken`` otherwise."""
         self.passwords.check_new_password(password)
@@ -173,6 +175,7 @@ class UserService:
                 at=now,
                 actor=actor,
                 subject=str(user.id),
+                client_address=audit_address(client_address),
                 detail={"username": user.username, "roles": list(user.roles)},
             )
         return user
@@ -204,7 +207,14 @@ class UserService:
                 return found
             after = page.next_after
 
-    async def set_roles(self, username: str, roles: Iterable[str], *, actor: str | None) -> User:
+    async def set_roles(
+        self,
+        username: str,
+        roles: Iterable[str],
+        *,
+        actor: str | None,
+        client_address: str | None = None,
+    ) -> User:
         """Replace the user's roles; tokens issued from now on carry them."""
         user = await self.get(username)
         now = self._now()
@@ -217,12 +227,18 @@ class UserService:
                 at=now,
                 actor=actor,
                 subject=str(user.id),
+                client_address=audit_address(client_address),
                 detail={"username": user.username, "change": "roles", "roles": list(changed.roles)},
             )
         return changed
 
     async def set_disabled(
-        self, username: str, disabled: bool, *, actor: str | None
+        self,
+        username: str,
+        disabled: bool,
+        *,
+        actor: str | None,
+        client_address: str | None = None,
     ) -> tuple[User, int]:
         """Disable (every token of the user revoked too) or enable; returns the user and
         how many access tokens were denylisted."""
@@ -236,15 +252,20 @@ class UserService:
                 at=now,
                 actor=actor,
                 subject=str(user.id),
+                client_address=audit_address(client_address),
                 detail={"username": user.username, "change": "disabled" if disabled else "enabled"},
             )
             revoked = 0
             if disabled:
                 # A disabled account must not keep working until its access tokens expire.
-                revoked = await self.tokens.revoke_all_within(repos, user.id, now, actor=actor)
+                revoked = await self.tokens.revoke_all_within(
+                    repos, user.id, now, actor=actor, client_address=client_address
+                )
         return changed, revoked
 
-    async def set_password(self, username: str, password: str, *, actor: str | None) -> User:
+    async def set_password(
+        self, username: str, password: str, *, actor: str | None, client_address: str | None = None
+    ) -> User:
         """A new password (the policy applies); existing sessions are left as they are."""
         self.passwords.check_new_password(password)
         user = await self.get(username)
@@ -258,6 +279,7 @@ class UserService:
                 at=now,
                 actor=actor,
                 subject=str(user.id),
+                client_address=audit_address(client_address),
                 detail={"username": user.username, "change": "password"},
             )
         return changed
@@ -289,7 +311,11 @@ class UserService:
             raise InsufficientRole()
         return user
 
-    async def revoke_tokens(self, username: str, *, actor: str | None) -> int:
+    async def revoke_tokens(
+        self, username: str, *, actor: str | None, client_address: str | None = None
+    ) -> int:
         """Log the user out everywhere; returns how many access tokens were denylisted."""
         user = await self.get(username)
-        return await self.tokens.revoke_all_for_user(user.id, actor=actor)
+        return await self.tokens.revoke_all_for_user(
+            user.id, actor=actor, client_address=client_address
+        )
