@@ -325,6 +325,7 @@ def usage_errors(server: Cli, es_keys: Path) -> list[str]:
         _usage_error(server.run("audit", "--since", "soon")),
         _usage_error(run("token", "verify", "--key", public, "--alg", "none", "x")),
         _usage_error(run("token", "sign", "--key", private, "--alg", "ES256", "--claims", "[]")),
+        _usage_error(run("keygen", "--alg", "RS256", "--rsa-bits", "1024", "--out", "unused")),
         # ... and click's, for a callback or a type.
         _usage_error(server.run("clients", "add", "w", "--grant", "password", "--lifetime", "0")),
         _usage_error(run("token", "verify", "--key", public, "--alg", "ES256", "--leeway", "999")),

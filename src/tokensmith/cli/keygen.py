@@ -37,7 +37,7 @@ def keygen(alg: str, out_dir: Path, kid: str | None, rsa_bits: int, force: bool)
     public.jwk.json. HMAC (HS*): a random secret as secret.jwk.json (0600).
     """
     if rsa_bits not in (2048, 3072, 4096):
-        raise click.BadParameter("choose 2048, 3072 or 4096", param_hint="--rsa-bits")
+        raise click.BadParameter("choose 2048, 3072 or 4096", param_hint="'--rsa-bits'")
     key = JWK.generate(alg, kid=kid, rsa_bits=rsa_bits)
     files: list[tuple[str, bytes, bool]]
     if key.kty == "oct":
