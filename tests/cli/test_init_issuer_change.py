@@ -97,8 +97,8 @@ async def test_init_admin_after_an_issuer_change_gives_the_admin_client_the_new_
     assert (actor, subject, address) == ("cli", "tokensmith-admin", None)  # no request
     assert json.loads(str(detail)) == {
         "change": "audiences",
-        "audiences": [f"{NEW}/admin"],
-        "previous": [f"{OLD}/admin"],
+        "added": [f"{NEW}/admin"],
+        "removed": [f"{OLD}/admin"],
     }
     assert await _admin_api_status(cli.data_dir, NEW) == 200
 
@@ -135,10 +135,11 @@ def test_clients_set_audiences(cli: Cli) -> None:
     assert result.returncode == 0 and result.stdout == "client svc: audiences none\n"
     assert "never issued a token" in result.stderr
     rows = [r for r in _audiences_changed(cli) if r[1] == "svc"]
-    assert [json.loads(str(r[3]))["audiences"] for r in rows] == [
-        ["https://a.test", "https://b.test"],
-        ["https://c.test"],
-        [],
+    changes = [json.loads(str(r[3])) for r in rows]
+    assert [(c["added"], c["removed"]) for c in changes] == [
+        (["https://a.test", "https://b.test"], ["a"]),
+        (["https://c.test"], ["https://a.test", "https://b.test"]),
+        ([], ["https://c.test"]),
     ]
     assert {(r[0], r[2]) for r in rows} == {("cli", None)}
 

@@ -123,8 +123,12 @@ class ClientRepository:
             raise ClientIdTaken() from None
         return await self._require(client_id)
 
-    async def get(self, client_id: str) -> Client | None:
+    async def get(self, client_id: str, *, for_update: bool = False) -> Client | None:
+        """The client, or None; ``for_update`` locks its row until the transaction ends
+        (PostgreSQL; a SQLite write transaction already excludes other writers)."""
         query = select(_clients).where(_clients.c.client_id == client_id)
+        if for_update:
+            query = query.with_for_update()
         row = (await self.session.execute(query)).first()
         return None if row is None else _client(row)
 

@@ -170,8 +170,8 @@ async def test_set_audiences_replaces_them_for_tokens_issued_from_now_on(env: En
     assert (row.actor, row.subject, row.client_address) == ("admin:root", "svc", None)
     assert row.detail == {
         "change": "audiences",
-        "audiences": ["https://a.example.test", "https://b.example.test"],
-        "previous": [AUDIENCE],
+        "added": ["https://a.example.test", "https://b.example.test"],
+        "removed": [AUDIENCE],
     }
     # None: the client authenticates, and is issued no token.
     assert (await env.clients.set_audiences("svc", [], client_address=ADDRESS)).audiences == ()
@@ -254,3 +254,16 @@ def test_oauth_errors_carry_status_code_and_a_safe_body() -> None:
     assert (slow.status, slow.error, slow.code) == (429, "slow_down", "oauth_too_many_requests")
     with pytest.raises(ValueError):
         SlowDown(0)
+
+
+async def test_an_audience_change_too_large_to_list_is_audited_by_counts(env: Env) -> None:
+    # 100 audiences of 255 characters: both lists would overflow the audit row's detail.
+    many = [f"https://{i:03d}.example.test/" + "a" * 230 for i in range(100)]
+    assert {len(audience) for audience in many} == {255}
+    await env.add_client()
+    await env.clients.set_audiences("web", many)
+    changed = await env.clients.set_audiences("web", [AUDIENCE])
+    assert changed.audiences == (AUDIENCE,)
+    latest, first = await env.audit(AuditEvent.CLIENT_CHANGED)
+    assert latest.detail == {"change": "audiences", "added_count": 1, "removed_count": 100}
+    assert first.detail == {"change": "audiences", "added_count": 100, "removed_count": 1}

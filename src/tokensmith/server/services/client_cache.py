@@ -6,10 +6,10 @@ flag), never a verdict: the secret is compared against the hash on every request
 
 - **Freshness.** An entry is served for ``ttl`` seconds after the read that produced it
   (``client_cache_ttl``, default 5 s; 0 turns the cache off). ``ClientService``
-  invalidates the entry on every change it makes (create, reset_secret, set_disabled),
-  so changes made through this process apply at once. A change made by another process
-  (the CLI, another worker or instance) reaches this one within ``ttl``: until then a
-  disabled client, or the secret before a reset, still authenticates here.
+  invalidates the entry on every change it makes (create, reset_secret, set_disabled,
+  set_audiences), so changes made through this process apply at once. A change made by
+  another process (the CLI, another worker or instance) reaches this one within ``ttl``:
+  until then a disabled client, or the secret before a reset, still authenticates here.
 - **Races.** A read that began before an invalidation is not stored (a generation count),
   so a row read just before a change commits cannot outlive the change here.
 - **Bounded.** Only registered clients are cached; an unknown id is read every time (and

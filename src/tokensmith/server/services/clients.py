@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from tokensmith.clock import Clock, SystemClock
 from tokensmith.store import AuditEvent, Client, Database, Repositories, UnknownClient
+from tokensmith.store.audit import MAX_DETAIL
 
 from .audit_log import audit_address
 from .client_cache import ClientCache
@@ -234,7 +236,8 @@ class ClientService:
         now = self._now()
         async with self._changing(client_id), self.db.transaction() as session:
             repos = Repositories(session)
-            current = await repos.clients.get(client_id)
+            # Locked (PostgreSQL), so two changes at once each audit what the other left.
+            current = await repos.clients.get(client_id, for_update=True)
             if current is None:
                 raise UnknownClient(f"no client has the id {client_id!r}")
             try:
@@ -247,11 +250,7 @@ class ClientService:
                 actor=actor,
                 subject=client_id,
                 client_address=audit_address(client_address),
-                detail={
-                    "change": "audiences",
-                    "audiences": list(client.audiences),
-                    "previous": list(current.audiences),
-                },
+                detail=_audience_change(current.audiences, client.audiences),
             )
         return client
 
@@ -319,3 +318,15 @@ class ClientService:
                 client_address=address[:255] or None,
                 detail={"kind": "client"},
             )
+
+
+def _audience_change(before: tuple[str, ...], after: tuple[str, ...]) -> dict[str, object]:
+    """The audit detail of an audience change: what was added and removed, or only how
+    many when the lists would not fit an audit row (a client may hold 100 audiences of
+    255 characters; the row's detail is bounded)."""
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    detail: dict[str, object] = {"change": "audiences", "added": added, "removed": removed}
+    if len(json.dumps(detail)) > MAX_DETAIL:
+        detail = {"change": "audiences", "added_count": len(added), "removed_count": len(removed)}
+    return detail
