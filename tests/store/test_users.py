@@ -208,6 +208,9 @@ async def test_list_pages_by_username(db: Database) -> None:
         ({"name": "Gina\nAdmin"}, "control"),
         ({"name": "Gina\u2028Admin"}, "control"),  # a line separator
         ({"name": "\u202eanig"}, "bidirectional"),  # shown reversed
+        ({"name": "\u200fmoc.elpmaxe@x"}, "bidirectional"),  # a right-to-left mark
+        ({"name": "a\u200eb"}, "bidirectional"),  # a left-to-right mark
+        ({"name": "a\u061cb"}, "bidirectional"),  # the Arabic letter mark
         ({"name": " Gina"}, "whitespace"),
         ({"email": "notanemail"}, "address"),
         ({"email": "gina@"}, "address"),

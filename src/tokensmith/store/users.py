@@ -123,9 +123,12 @@ def _check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
-# Bidirectional embeddings, overrides and isolates: they reorder how the text around
-# them is shown, so "moc.elpmaxe@" can display as a trusted address.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Unicode's Bidi_Control characters (embeddings, overrides, isolates and the three
+# marks): they reorder how the text around them is shown, so "moc.elpmaxe@" can
+# display as a trusted address.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def _check_display_text(name: str, value: str) -> str:
