@@ -264,7 +264,7 @@ def create_app(
                     stop.set()
                     ctx.audit_writer.stop()
 
-    handlers = exception_handlers(on_throttled=ProxyHint(settings).throttled)
+    handlers = exception_handlers(on_throttled=ProxyHint(settings, clock).throttled)
     middleware = [
         Middleware(CatchAllMiddleware),
         # Innermost: the token endpoint skips the router's layers (hot_routes.py).

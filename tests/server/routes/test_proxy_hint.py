@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+
+from tokensmith.clock import FixedClock
+from tokensmith.server.proxy_hint import ProxyHint
+from tokensmith.server.settings import Settings
 
 from .conftest import Server, basic, running
 
@@ -57,3 +62,24 @@ async def test_a_throttled_request_through_an_unlisted_proxy_is_named_once(
     for hint in hints:
         assert PROXY in hint and "TOKENSMITH_TRUSTED_PROXIES" in hint
         assert FORWARDED not in hint  # the client's own header text is never logged
+
+
+def _request(address: str) -> Request:
+    headers = [(b"x-forwarded-for", FORWARDED.encode())]
+    return Request({"type": "http", "method": "POST", "headers": headers, "client": (address, 1)})
+
+
+def test_a_flood_of_addresses_never_silences_the_hint_and_it_repeats_hourly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tokensmith.server")
+    clock = FixedClock(1_750_000_000)
+    hint = ProxyHint(Settings(data_dir=tmp_path), clock)
+    for i in range(200):  # a client throttled from many addresses, header set
+        hint.throttled(_request(f"2001:db8::{i:x}"))
+    hint.throttled(_request(PROXY))
+    hint.throttled(_request(PROXY))  # named once within the hour
+    assert sum(PROXY in message for message in _hints(caplog)) == 1
+    clock.advance(3600)
+    hint.throttled(_request(PROXY))
+    assert sum(PROXY in message for message in _hints(caplog)) == 2
