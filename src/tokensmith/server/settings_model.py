@@ -41,7 +41,6 @@ __all__ = [
     "LogLevel",
     "Settings",
     "ThrottleStoreChoice",
-    "cross_field_problems",
     "env_name",
 ]
 
