@@ -13,7 +13,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+
+from tokensmith.server.app import build_services
+from tokensmith.server.settings import load_settings
 
 from ._server_cli import PASSWORD, Cli, clean_env
 
@@ -58,6 +62,18 @@ def _ok(cli: Cli, *args: str, env: dict[str, str], stdin: str | None = None) -> 
     result = cli.run(*args, env=env, stdin=stdin)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _server_starts(env: dict[str, str]) -> None:
+    """What `tokensmith serve` does before it listens, with ``env``'s settings: the
+    deployment's settings open the services, maintain the ring and are recorded."""
+    settings = load_settings(env)
+
+    async def start() -> None:
+        async with build_services(settings, maintain_keys=True):
+            pass
+
+    anyio.run(start)
 
 
 def _keys_json(cli: Cli, env: dict[str, str]) -> Any:
@@ -109,8 +125,9 @@ def test_commands_without_the_config_keep_a_ring_it_names(two_algs: tuple[Cli, A
 def test_a_lone_next_key_is_not_deleted_and_made_again(two_algs: tuple[Cli, Any]) -> None:
     cli, configured = two_algs
     _ok(cli, "init", env=cli.env)  # RS256 only
-    # init with the config maintains: ES256 added beside a signing RS256 is published first.
-    _ok(cli, "init", env=configured)
+    # The server restarted with the config: ES256 added beside a signing RS256 is
+    # published first.
+    _server_starts(configured)
     assert _states(cli) == {("ES256", "next"): 1, ("RS256", "current"): 1}
     keys, audit = _keys(cli), _audit(cli)
 
@@ -142,25 +159,42 @@ def test_no_rs256_key_is_made_in_an_es256_data_directory(tmp_path: Path) -> None
     assert [k["alg"] for k in _keys_json(cli, cli.env)] == ["ES256"]
 
 
-def test_init_and_keys_prune_still_maintain_the_ring(two_algs: tuple[Cli, Any]) -> None:
+def test_serve_maintains_the_ring_and_init_only_a_new_one(two_algs: tuple[Cli, Any]) -> None:
     cli, configured = two_algs
-    _ok(cli, "init", env=cli.env)
+    _ok(cli, "init", env=cli.env)  # a new deployment: its first key
     assert _states(cli) == {("RS256", "current"): 1}
+    keys, counters = _keys(cli), _counters(cli)
 
-    # keys prune plans the ring from its own settings, and says what it did.
-    out = _ok(cli, "keys", "prune", env=configured)
-    assert "created a new ES256 key (next)" in out
+    # init again, with other settings (as after an issuer change, without --config):
+    # the deployment exists, its ring is the server's.
+    _ok(cli, "init", "--admin", "root", env=configured, stdin=PASSWORD + "\n")
+    assert _keys(cli) == keys and _counters(cli) == counters
+
+    # The server restarted with both algorithms: ES256 is published before it signs.
+    _server_starts(configured)
     assert _states(cli) == {("ES256", "next"): 1, ("RS256", "current"): 1}
-    (created,) = [row for row in _audit(cli) if row[2] == "key_created" and "ES256" in row[5]]
-    assert created[3] == "cli"
     assert "key ring: nothing due" in _ok(cli, "keys", "prune", env=configured)
 
-    # init maintains as the server does at its start: a fresh ring gets its first key.
+    # A fresh data directory: init gives every configured ring its first key.
     fresh = Cli(cli.data_dir.parent / "fresh")
     fresh_env = clean_env(fresh.data_dir, TOKENSMITH_CONFIG=configured["TOKENSMITH_CONFIG"])
     out = _ok(fresh, "init", env=fresh_env)
     assert "signing key: ES256 " in out and "signing key: RS256 " in out
     assert _states(fresh) == {("ES256", "current"): 1, ("RS256", "current"): 1}
+
+
+def test_keys_prune_plans_from_its_settings_when_no_server_recorded_any(
+    two_algs: tuple[Cli, Any],
+) -> None:
+    cli, configured = two_algs
+    _ok(cli, "init", env=cli.env)
+    # A deployment no server has started since its key settings were first recorded.
+    with sqlite3.connect(cli.data_dir / "tokensmith.db") as conn:
+        conn.execute("DELETE FROM counters WHERE name LIKE 'key_%'")
+    out = _ok(cli, "keys", "prune", env=configured)
+    assert "created a new ES256 key (next)" in out
+    (created,) = [row for row in _audit(cli) if row[2] == "key_created" and "ES256" in row[5]]
+    assert created[3] == "cli"
 
 
 def test_read_only_commands_do_not_note_their_token_lifetime(tmp_path: Path) -> None:
@@ -191,24 +225,28 @@ def test_read_only_commands_do_not_note_their_token_lifetime(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("command", [("keys", "prune"), ("keys", "rotate")])
-def test_key_commands_refuse_settings_that_drop_a_live_ring(
+def test_key_commands_refuse_other_settings_than_the_servers(
     two_algs: tuple[Cli, Any], command: tuple[str, ...]
 ) -> None:
     cli, configured = two_algs
-    _ok(cli, "init", env=configured)
-    assert _states(cli) == {("ES256", "current"): 1, ("RS256", "current"): 1}
+    _ok(cli, "init", env=configured)  # a first start records the deployment's settings
     keys, audit = _keys(cli), _audit(cli)
 
-    # Without the config (RS256 alone) the plan would wind the ES256 ring down under a
-    # server that signs with it, and that server would then make a new ES256 key.
-    result = cli.run(*command, env=cli.env)
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: ring_not_configured: ")
-    assert "ES256" in result.stderr and "--config" in result.stderr
-    assert _keys(cli) == keys and _audit(cli) == audit
+    # Without the config (RS256 alone) a pass would wind the ES256 ring down under a
+    # server that signs with it; with a shorter pre-publication period it would activate
+    # a next key before verifiers' caches hold it.
+    short = {**configured, "TOKENSMITH_KEY_PREPUBLISH": "3600"}
+    for env, says in (
+        (cli.env, "TOKENSMITH_SIGNING_ALGORITHMS is RS256 here, ES256,RS256 for the server"),
+        (short, "TOKENSMITH_KEY_PREPUBLISH is 3600 s here, 86400 s for the server"),
+    ):
+        result = cli.run(*command, env=env)
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: key_settings_differ: ")
+        assert says in result.stderr and "--config" in result.stderr
+        assert _keys(cli) == keys and _audit(cli) == audit
 
-    # With the server's settings the same command runs.
-    _ok(cli, *command, env=configured)
+    _ok(cli, *command, env=configured)  # the server's settings
 
 
 def test_an_es256_deployment_gets_no_rs256_key_from_a_plain_rotate(tmp_path: Path) -> None:
@@ -216,5 +254,17 @@ def test_an_es256_deployment_gets_no_rs256_key_from_a_plain_rotate(tmp_path: Pat
     _ok(cli, "init", env=clean_env(cli.data_dir, TOKENSMITH_SIGNING_ALGORITHMS="ES256"))
     keys = _keys(cli)
     result = cli.run("keys", "rotate", env=cli.env)  # RS256, the default, is not this one's
-    assert result.returncode == 1 and "ring_not_configured" in result.stderr
+    assert result.returncode == 1 and "key_settings_differ" in result.stderr
     assert _keys(cli) == keys
+
+
+def test_the_servers_own_algorithm_switch_is_not_refused(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "var")
+    _ok(cli, "init", env=cli.env)  # RS256
+    es256 = clean_env(cli.data_dir, TOKENSMITH_SIGNING_ALGORITHMS="ES256")
+    _server_starts(es256)  # RS256 keeps signing while the ES256 key is published
+    assert _states(cli) == {("ES256", "next"): 1, ("RS256", "current"): 1}
+    assert "key ring: nothing due" in _ok(cli, "keys", "prune", env=es256)
+    _ok(cli, "keys", "rotate", "--alg", "ES256", "--force", env=es256)
+    assert _states(cli)[("ES256", "current")] == 1
+    assert "key_settings_differ" in cli.run("keys", "prune", env=cli.env).stderr

@@ -131,7 +131,10 @@ def test_clients_set_audiences(cli: Cli) -> None:
     [listed] = [c for c in cli.json("clients", "list") if c["client_id"] == "svc"]
     assert listed["audiences"] == ["https://c.test"]
     # None: the client can still authenticate, and is issued no token; the command says so.
-    result = cli.run("clients", "set-audiences", "svc")
+    for forgotten in (("svc",), ("svc", "https://c.test", "--none")):
+        refused = cli.run("clients", "set-audiences", *forgotten)
+        assert refused.returncode == 2 and "--none" in refused.stderr
+    result = cli.run("clients", "set-audiences", "svc", "--none")
     assert result.returncode == 0 and result.stdout == "client svc: audiences none\n"
     assert "never issued a token" in result.stderr
     rows = [r for r in _audiences_changed(cli) if r[1] == "svc"]
@@ -151,3 +154,12 @@ def test_clients_set_audiences(cli: Cli) -> None:
         assert result.returncode == 1
         assert result.stderr.startswith(f"error: {code}: ") and result.stderr.count("\n") == 1
         assert result.stdout == ""
+
+
+def test_init_admin_says_the_admin_client_is_disabled(cli: Cli) -> None:
+    cli.ok("init", "--admin", "root", stdin=PASSWORD + "\n")
+    cli.ok("clients", "disable", "tokensmith-admin")
+    out = cli.ok("init", "--admin", "root")
+    assert "admin client tokensmith-admin: exists, DISABLED" in out
+    cli.ok("clients", "enable", "tokensmith-admin")
+    assert "DISABLED" not in cli.ok("init", "--admin", "root")

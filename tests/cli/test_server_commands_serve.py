@@ -82,8 +82,9 @@ def test_serve_answers_healthz_and_stops_cleanly_on_signal(
         ("http://127.0.0.1:8000", 8010, True),
         ("http://localhost", 80, False),
         ("http://localhost", 8000, True),
-        ("https://[::1]", 443, False),
-        ("https://[::1]:8443", 443, True),
+        ("http://[::1]:8000", 8001, True),
+        ("https://localhost", 8443, False),  # serve speaks no TLS: a proxy's port
+        ("https://[::1]:8443", 443, False),
         ("https://auth.example.org", 8000, False),  # behind a proxy: its port, not ours
     ],
 )

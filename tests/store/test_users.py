@@ -217,6 +217,9 @@ async def test_list_pages_by_username(db: Database) -> None:
         ({"email": "@example.org"}, "address"),
         ({"email": "gina @example.org"}, "address"),
         ({"email": "gina@example..org"}, "address"),
+        ({"email": "a@b@example.org"}, "address"),
+        ({"email": "gina@-example.org"}, "address"),
+        ({"email": "gina@example-.org"}, "address"),
         ({"email": "g" * 65 + "@example.org"}, "address"),
     ],
 )

@@ -31,7 +31,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import click
@@ -138,15 +138,19 @@ def check_initialized(settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, create: bool = False
+    settings: Settings,
+    *,
+    create: bool = False,
+    maintain_keys: bool | Literal["first_start"] = False,
 ) -> AsyncIterator[ServerContext]:
     """The server's services over the configured database and key ring (``build_services``).
 
-    ``create``: the data directory and its master key may be made (``init``, ``serve``),
-    and the settings are the deployment's: the key ring is maintained and the token
-    retention recorded (``build_services(maintain_keys=True)``). Otherwise a missing key
-    file is ``NotInitialized`` (``check_initialized``), and the ring and the retention
-    are only read: opening the services changes no key.
+    ``create``: the data directory and its master key may be made (``init``, ``serve``);
+    otherwise a missing key file is ``NotInitialized`` (``check_initialized``).
+    ``maintain_keys`` (``build_services``): True only where the settings are the
+    deployment's (``serve``); ``"first_start"`` for ``init`` (the first keys of a new
+    deployment, nothing once a server has started); False for the rest, whose opening
+    changes no key.
     ``build_services`` itself refuses a new key beside an existing database
     (``MissingKeyFile``) and a schema revision it does not know
     (``UnknownSchemaRevision``). The store raises ``DatabaseUnavailable`` for a database
@@ -162,7 +166,7 @@ async def open_services(
     if not create:
         check_initialized(settings)
     try:
-        async with build_services(settings, maintain_keys=create) as context:
+        async with build_services(settings, maintain_keys=maintain_keys) as context:
             yield context
     except SQLAlchemyError as exc:
         raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc

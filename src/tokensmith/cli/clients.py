@@ -140,16 +140,27 @@ def reset_secret(client_id: str, config_path: Path | None) -> None:
 @clients.command("set-audiences")
 @click.argument("client_id")
 @click.argument("audiences", nargs=-1)
+@click.option(
+    "--none", "clear", is_flag=True, help="Remove every audience: the client gets no token."
+)
 @json_option
 @config_option
 def set_audiences(
-    client_id: str, audiences: tuple[str, ...], as_json: bool, config_path: Path | None
+    client_id: str,
+    audiences: tuple[str, ...],
+    clear: bool,
+    as_json: bool,
+    config_path: Path | None,
 ) -> None:
-    """Replace CLIENT_ID's audiences with AUDIENCES (none: it is issued no token).
+    """Replace CLIENT_ID's audiences with AUDIENCES (--none: it is issued no token).
 
     Tokens issued from now on carry them (a running server: within its client_cache_ttl);
     tokens issued before keep theirs.
     """
+    # An empty list must be asked for: a forgotten argument or an empty shell variable
+    # would otherwise stop every token of the client.
+    if clear == bool(audiences):
+        raise click.UsageError("give the audiences, or --none to remove them all")
     settings = load(config_path)
 
     async def go() -> Client:

@@ -34,7 +34,10 @@ def _audiences(audiences: tuple[str, ...]) -> str:
 
 
 def _admin_client_line(client: Client, state: str, previous: tuple[str, ...] | None) -> str:
-    """What ``init --admin`` says of the admin client: the audience as stored."""
+    """What ``init --admin`` says of the admin client: the audience as stored, and that it
+    is disabled if it is (no admin can log in through it: `clients enable` it)."""
+    if client.disabled:
+        state += ", DISABLED (see `tokensmith clients enable`)"
     line = f"admin client {ADMIN_CLIENT_ID}: {state}"
     if previous is not None:
         return f"{line}, audience changed: {_audiences(previous)} -> {_audiences(client.audiences)}"
@@ -78,7 +81,7 @@ def init(admin: str | None, config_path: Path | None) -> None:
     made_key = key_file is not None and not key_file.exists()
 
     async def setup() -> tuple[str | None, list[str], User | None, User | None, str | None]:
-        async with open_services(settings, create=True) as ctx:
+        async with open_services(settings, create=True, maintain_keys="first_start") as ctx:
             # build_services created what was missing: key file, schema, first keys.
             revision = await current_revision(ctx.db)
             signing = [

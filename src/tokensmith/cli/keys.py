@@ -20,7 +20,6 @@ from tokensmith.keys import (
     CreateKey,
     Delete,
     KeyRecord,
-    KeyState,
     Retire,
     Revoke,
     RotationPolicy,
@@ -28,6 +27,7 @@ from tokensmith.keys import (
 )
 from tokensmith.server.services import key_summary
 from tokensmith.server.settings import env_name
+from tokensmith.store import KeySettingsRepository
 
 from ._context import CLI_ACTOR, config_option, json_option, load, open_services, run_async
 
@@ -35,34 +35,46 @@ if TYPE_CHECKING:
     from tokensmith.server.app import ServerContext  # the web stack loads only when used
 from ._table import echo_json, echo_table, format_time
 
-__all__ = ["RingNotConfigured", "keys"]
+__all__ = ["KeySettingsDiffer", "keys"]
 
 
-class RingNotConfigured(TokensmithError):
-    """A key command planning with settings that are not the server's."""
+class KeySettingsDiffer(TokensmithError):
+    """A key command planning with other key-ring settings than the server's."""
 
-    code = "ring_not_configured"
-    description = "The database has a live key ring this command's settings do not configure."
+    code = "key_settings_differ"
+    description = "This command's key-ring settings are not the ones the server started with."
 
 
-def check_rings_configured(ctx: ServerContext) -> None:
-    """Refuse to plan key changes when a ring that signs or is about to is not configured
-    here: these settings are then not the server's (a missing ``--config``), and planning
-    with them would wind that ring down under the running server, which would make it
-    a new key at its next pass. Dropping an algorithm is the server's own change: it
-    follows its settings when restarted.
+async def check_key_settings(ctx: ServerContext) -> None:
+    """Refuse to plan key changes with other settings than the server last started with.
+
+    Planned from another algorithm list, a pass would wind down a ring the server signs
+    with (which then makes a new key) or make keys it does not use; from a shorter
+    pre-publication period, it would activate a key before verifiers' caches know it.
+    Nothing recorded yet (no server has started since): nothing to compare.
     """
-    configured = set(ctx.settings.signing_algorithms)
-    live = {r.alg for r in ctx.keyring.records if r.state in (KeyState.CURRENT, KeyState.NEXT)}
-    unknown = sorted(live - configured)
-    if unknown:
-        setting = env_name("signing_algorithms")
-        raise RingNotConfigured(
-            f"the database has live {', '.join(unknown)} keys, but {setting} "
-            f"here is {','.join(ctx.settings.signing_algorithms)}: run key commands with the "
-            "server's settings (--config); to drop an algorithm, change the server's settings "
-            "and restart it"
+    from tokensmith.server.app import key_settings  # the web stack, only when used
+
+    async with ctx.db.read() as session:
+        stored = await KeySettingsRepository(session).stored()
+    ours = key_settings(ctx.settings)
+    if stored is None or stored == ours:
+        return
+    differences = []
+    if ours.algorithms != stored.algorithms:
+        differences.append(
+            f"{env_name('signing_algorithms')} is {','.join(sorted(ours.algorithms))} here, "
+            f"{','.join(sorted(stored.algorithms))} for the server"
         )
+    for field, value, theirs in (
+        ("key_prepublish", ours.prepublish, stored.prepublish),
+        ("rotation_period", ours.rotation_period, stored.rotation_period),
+    ):
+        if value != theirs:
+            differences.append(f"{env_name(field)} is {value} s here, {theirs} s for the server")
+    raise KeySettingsDiffer(
+        "; ".join(differences) + ": run key commands with the server's settings (--config)"
+    )
 
 
 def describe(action: Action) -> str:
@@ -139,7 +151,7 @@ def rotate(alg: str | None, force: bool, config_path: Path | None) -> None:
 
     async def go() -> list[Action]:
         async with open_services(settings) as ctx:
-            check_rings_configured(ctx)
+            await check_key_settings(ctx)
             ring = ctx.keyring
             return await ring.rotate(ctx.db, alg or ring.default_alg, force=force, actor=CLI_ACTOR)
 
@@ -207,7 +219,7 @@ def prune_now(config_path: Path | None) -> None:
         async with open_services(settings) as ctx:
             # The pass the server runs every minute, planned from these settings:
             # opening the services changed no key (only init and serve maintain).
-            check_rings_configured(ctx)
+            await check_key_settings(ctx)
             actions = await ctx.keyring.maintain(ctx.db, actor=CLI_ACTOR)
             await prune_once(ctx)
             return actions

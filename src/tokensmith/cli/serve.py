@@ -62,9 +62,10 @@ def issuer_port_warning(issuer: str, port: int) -> str | None:
     is left alone: behind a reverse proxy its port is the proxy's.
     """
     parts = urlsplit(issuer)
-    if not is_local_host(parts.hostname or ""):
+    # serve never speaks TLS: an https issuer is a proxy's, on this host or not.
+    if parts.scheme != "http" or not is_local_host(parts.hostname or ""):
         return None
-    named = parts.port or (443 if parts.scheme == "https" else 80)
+    named = parts.port or 80
     if named == port:
         return None
     return (
@@ -108,12 +109,13 @@ def serve(
 
     async def preflight() -> None:
         # A first start sets up the data directory, as `tokensmith init` would.
-        async with open_services(settings, create=True):
+        async with open_services(settings, create=True, maintain_keys=True):
             pass
 
     run_async(preflight)
     click.echo(f"tokensmith: serving {settings.issuer} on {host}:{port}", err=True)
-    warning = issuer_port_warning(settings.issuer, port)
+    # Behind listed proxies the issuer names the proxy's port, not ours.
+    warning = None if settings.trusted_proxies else issuer_port_warning(settings.issuer, port)
     if warning is not None:
         click.echo(warning, err=True)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again so

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import anyio
 import argon2
@@ -45,7 +46,7 @@ from tokensmith.server.services import (
     throttle_auditor,
 )
 from tokensmith.server.settings import Settings
-from tokensmith.store import Database, prune, upgrade
+from tokensmith.store import Database, KeySettings, KeySettingsRepository, prune, upgrade
 
 from .hot_routes import HotRoutes
 from .http_errors import CatchAllMiddleware, exception_handlers
@@ -59,6 +60,7 @@ __all__ = [
     "ServerContext",
     "build_services",
     "create_app",
+    "key_settings",
     "throttle_store",
 ]
 
@@ -104,6 +106,13 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
     )
 
 
+def key_settings(settings: Settings) -> KeySettings:
+    """What the key ring is planned from, as ``KeySettingsRepository`` records it."""
+    return KeySettings.of(
+        settings.signing_algorithms, settings.key_prepublish, settings.rotation_period
+    )
+
+
 def throttle_store(settings: Settings, db: Database) -> ThrottleStore:
     """The counters of the throttles, as ``throttle_store`` (``auto`` decided) says."""
     if settings.resolved_throttle_store() == "database":
@@ -117,16 +126,18 @@ async def build_services(
     *,
     clock: Clock | None = None,
     password_parameters: argon2.Parameters | None = None,
-    maintain_keys: bool = True,
+    maintain_keys: bool | Literal["first_start"] = True,
 ) -> AsyncIterator[ServerContext]:
     """Open, migrate and wire everything; the database is closed on exit.
 
-    ``maintain_keys``: ``settings`` are the deployment's (the server, ``tokensmith
-    init``), so the key ring is maintained once (a fresh ring gets its first keys, due
-    activations, retirements and deletions are made) and the token retention is
-    recorded. False (the CLI's other commands, whose settings may name other
-    algorithms or lifetimes than the server's): the ring and the retention are only
-    read, and opening changes no key.
+    ``maintain_keys``: ``settings`` are the deployment's (the server), so the key ring
+    is maintained once (a fresh ring gets its first keys, due activations, retirements
+    and deletions are made), and the token retention and the key settings
+    (``KeySettingsRepository``) are recorded. False (the CLI's commands, whose settings
+    may name other algorithms or lifetimes than the server's): the ring and the
+    retention are only read, and opening changes no key. ``"first_start"``
+    (``tokensmith init``): as True when no server has recorded its key settings yet,
+    as False once one has.
 
     ``password_parameters`` is for tests (cheap argon2); production uses the hasher's
     RFC 9106 defaults.
@@ -139,9 +150,14 @@ async def build_services(
     audit_writer = AuditWriter(db)
     try:
         await upgrade(db)
+        if maintain_keys == "first_start":
+            async with db.read() as session:
+                maintain_keys = await KeySettingsRepository(session).stored() is None
         keyring = await KeyRing.load(db, master, settings, clock, record_retention=maintain_keys)
         if maintain_keys:
             await keyring.maintain(db)  # a fresh ring gets its first key before any request
+            async with db.transaction() as session:
+                await KeySettingsRepository(session).record(key_settings(settings))
         passwords = PasswordHasher(password_parameters)
         policy = throttle_policy(settings)
         auditor = throttle_auditor(db)

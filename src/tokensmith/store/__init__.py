@@ -36,6 +36,7 @@ from .errors import (
     UnknownUser,
     UsernameTaken,
 )
+from .key_settings import KeySettings, KeySettingsRepository
 from .login_failures import LoginFailure, LoginFailureChange, LoginFailureRepository
 from .migrate import current_revision, head_revision, make_config, upgrade, upgrade_sync
 from .prune import PruneCounts, prune
@@ -65,6 +66,8 @@ __all__ = [
     "FeedPage",
     "InvalidUsername",
     "KeyRepository",
+    "KeySettings",
+    "KeySettingsRepository",
     "LoginFailure",
     "LoginFailureChange",
     "LoginFailureRepository",

@@ -152,12 +152,14 @@ def _check_email(value: str) -> None:
     missing ``@`` or a space is caught when the user is made, not in a relying service."""
     local, at, domain = value.rpartition("@")
     labels = domain.split(".")
+    quoted = len(local) > 1 and local.startswith('"') and local.endswith('"')
     if (
         not at
         or not local
         or len(local) > 64
+        or ("@" in local and not quoted)  # only a quoted local part may hold an @
         or any(char.isspace() for char in value)
-        or not all(labels)
+        or not all(label and label[0] != "-" and label[-1] != "-" for label in labels)
         or len(domain) > 255
     ):
         raise ValueError("profile email must be an address like name@example.org")
