@@ -268,3 +268,17 @@ def test_the_servers_own_algorithm_switch_is_not_refused(tmp_path: Path) -> None
     _ok(cli, "keys", "rotate", "--alg", "ES256", "--force", env=es256)
     assert _states(cli)[("ES256", "current")] == 1
     assert "key_settings_differ" in cli.run("keys", "prune", env=cli.env).stderr
+
+
+def test_init_leaves_a_deployment_in_use_alone_even_without_recorded_settings(
+    two_algs: tuple[Cli, Any],
+) -> None:
+    cli, configured = two_algs
+    _ok(cli, "init", env=configured)
+    _ok(cli, "clients", "add", "svc", "--grant", "client_credentials", env=configured)
+    # A deployment from before key settings were recorded: it has keys and clients.
+    with sqlite3.connect(cli.data_dir / "tokensmith.db") as conn:
+        conn.execute("DELETE FROM counters WHERE name LIKE 'key_%'")
+    keys = _keys(cli)
+    _ok(cli, "init", "--admin", "root", env=cli.env, stdin=PASSWORD + "\n")  # RS256 only
+    assert _keys(cli) == keys  # the ES256 ring the server signs with is not wound down

@@ -46,7 +46,14 @@ from tokensmith.server.services import (
     throttle_auditor,
 )
 from tokensmith.server.settings import Settings
-from tokensmith.store import Database, KeySettings, KeySettingsRepository, prune, upgrade
+from tokensmith.store import (
+    Database,
+    KeySettings,
+    KeySettingsRepository,
+    Repositories,
+    prune,
+    upgrade,
+)
 
 from .hot_routes import HotRoutes
 from .http_errors import CatchAllMiddleware, exception_handlers
@@ -106,6 +113,17 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
     )
 
 
+async def _new_deployment(db: Database) -> bool:
+    """No server has started here (no key settings recorded) and nothing is in use: no
+    key (a deployment from before key settings were recorded has some) and no client
+    (an HS256-only deployment has no key, but clients)."""
+    async with db.read() as session:
+        repos = Repositories(session)
+        if await KeySettingsRepository(session).stored() is not None:
+            return False
+        return not await repos.keys.list_records() and not await repos.clients.any_registered()
+
+
 def key_settings(settings: Settings) -> KeySettings:
     """What the key ring is planned from, as ``KeySettingsRepository`` records it."""
     return KeySettings.of(
@@ -136,8 +154,8 @@ async def build_services(
     (``KeySettingsRepository``) are recorded. False (the CLI's commands, whose settings
     may name other algorithms or lifetimes than the server's): the ring and the
     retention are only read, and opening changes no key. ``"first_start"``
-    (``tokensmith init``): as True when no server has recorded its key settings yet,
-    as False once one has.
+    (``tokensmith init``): as True for a new deployment (no key settings recorded, no
+    key and no client), as False for one in use, whose ring is the server's.
 
     ``password_parameters`` is for tests (cheap argon2); production uses the hasher's
     RFC 9106 defaults.
@@ -151,8 +169,7 @@ async def build_services(
     try:
         await upgrade(db)
         if maintain_keys == "first_start":
-            async with db.read() as session:
-                maintain_keys = await KeySettingsRepository(session).stored() is None
+            maintain_keys = await _new_deployment(db)
         keyring = await KeyRing.load(db, master, settings, clock, record_retention=maintain_keys)
         if maintain_keys:
             await keyring.maintain(db)  # a fresh ring gets its first key before any request
