@@ -115,6 +115,20 @@ def test_token_from_stdin_dev_zero_is_refused_without_reading_it_whole(es_keys: 
     assert (result.returncode, result.stderr, result.stdout) == (1, TOO_LARGE, "")
 
 
+def test_a_key_file_that_never_ends_is_refused_without_reading_it_whole(
+    es_keys: Path, tmp_path: Path
+) -> None:
+    # `--key <(curl ...)` hands a remote JWKS over a pipe: a hostile one may never end.
+    token = run("token", "sign", "--key", str(es_keys / "private.pem"), "--alg", "ES256").stdout
+    result = run("token", "verify", "--key", "/dev/zero", "--alg", "ES256", token, timeout=30)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "larger than 524288 bytes" in result.stderr
+    padded = tmp_path / "padded.pem"  # a real key with room to spare still loads
+    padded.write_bytes((es_keys / "public.pem").read_bytes() + b"\n" * 1000)
+    ok = run("token", "verify", "--key", str(padded), "--alg", "ES256", token.strip())
+    assert ok.returncode == 0, ok.stderr
+
+
 @pytest.mark.parametrize("command", ["decode", "verify"])
 def test_an_endless_stdin_is_read_only_just_past_the_limit(command: str, es_keys: Path) -> None:
     endless = EndlessInput()

@@ -6,17 +6,37 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from tokensmith.jose import JWK, JWKSet
 
-__all__ = ["load_key_file", "write_new_file"]
+__all__ = ["MAX_KEY_FILE", "load_key_file", "read_at_most", "write_new_file"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# A key file may be a process substitution of a remote JWKS (`--key <(curl ...)`): read
+# no more than the verifier SDK takes from a JWKS endpoint.
+MAX_KEY_FILE = 512 * 1024
+
+
+def read_at_most(stream: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``, fewer only at its end (a pipe gives short reads)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def load_key_file(path: Path, *, alg: str | None = None) -> JWK | JWKSet:
     """A PEM key or certificate, a JWK, or a JWK Set, recognised by its content."""
-    data = path.read_bytes()
+    with path.open("rb") as file:
+        data = read_at_most(file, MAX_KEY_FILE + 1)
+    if len(data) > MAX_KEY_FILE:
+        raise ValueError(f"{path}: larger than {MAX_KEY_FILE} bytes, not a key file")
     if data.lstrip().startswith(b"-----BEGIN"):
         if b"ENCRYPTED" in data:
             raise ValueError(

@@ -26,7 +26,7 @@ from tokensmith.jose import (
 )
 from tokensmith.jose._json import JSONError, loads_object
 
-from .keyfiles import load_key_file
+from .keyfiles import load_key_file, read_at_most
 
 __all__ = ["parse_duration", "token"]
 
@@ -55,22 +55,9 @@ def _comma_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-def _read_at_most(stream: IO[bytes], size: int) -> bytes:
-    """Up to ``size`` bytes of ``stream``, fewer only at its end (a pipe gives short reads)."""
-    chunks: list[bytes] = []
-    left = size
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _bounded_token(stream: IO[bytes]) -> str:
     """The token in ``stream``, read no further than just past the size limit."""
-    data = _read_at_most(stream, _MAX_TOKEN_INPUT + 1)
+    data = read_at_most(stream, _MAX_TOKEN_INPUT + 1)
     # Non-ASCII becomes U+FFFD, which the core refuses as malformed_token.
     text = data.decode("ascii", errors="replace").strip()
     if len(data) > _MAX_TOKEN_INPUT or len(text) > DEFAULT_MAX_TOKEN_BYTES:
