@@ -315,7 +315,7 @@ class ClientService:
                 # A registered client's id is public. An unknown one is left out: it may be
                 # a secret sent in the id's place (Basic's parts swapped, a mixed-up form).
                 subject=known_client_id,
-                client_address=address[:255] or None,
+                client_address=audit_address(address),
                 detail={"kind": "client"},
             )
 

@@ -19,6 +19,7 @@ from tokensmith.clock import Clock, RandomSource, SystemClock, system_random
 from tokensmith.jose import new_jti
 from tokensmith.store import AuditEvent, Client, Database, Repositories, User
 
+from .audit_log import audit_address
 from .audit_writer import AuditWriter
 from .client_rules import check_grant_type, resolve_scope
 from .keyring import SigningKeys
@@ -135,7 +136,7 @@ def _issued(grant: AccessGrant, grant_type: str, address: str | None) -> dict[st
         "at": grant.iat,
         "actor": grant.client.client_id,
         "subject": grant.subject,
-        "client_address": (address or "")[:255] or None,
+        "client_address": audit_address(address),
         "detail": {"grant_type": grant_type, "jti": grant.jti, "scope": " ".join(grant.scope)},
     }
 
@@ -159,7 +160,7 @@ def throttle_auditor(db: Database) -> OnThrottled:
                 AuditEvent.THROTTLED,
                 at=int(event.at),
                 subject=subject,
-                client_address=event.address[:255] or None,
+                client_address=audit_address(event.address),
                 detail={
                     "kind": event.kind,
                     "reason": event.reason.value,

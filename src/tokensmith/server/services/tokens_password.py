@@ -21,6 +21,7 @@ from tokensmith.store import (
     normalize_username,
 )
 
+from .audit_log import audit_address
 from .client_rules import check_grant_type, resolve_scope
 from .keyring import SigningKeys
 from .oauth_errors import InvalidGrant, SlowDown, TemporarilyUnavailable
@@ -168,7 +169,7 @@ class PasswordGrantMixin:
             at=now,
             actor=client.client_id,
             subject=str(user.id),
-            client_address=address[:255] or None,
+            client_address=audit_address(address),
             detail=detail,
         )
         await self._audit_issued(repos, grant, "password", address)
@@ -184,6 +185,6 @@ class PasswordGrantMixin:
                 at=self._now(),
                 actor=client.client_id,
                 subject=None if user is None else str(user.id),
-                client_address=address[:255] or None,
+                client_address=audit_address(address),
                 detail={"reason": reason},
             )
